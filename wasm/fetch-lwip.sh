@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Prints the path of an lwIP source tree, fetching and caching it when needed.
+#
+# lwIP is a build-time dependency and is never committed. Order:
+#   1. $LWIP_SRC, when set (must contain src/include/lwip/init.h);
+#   2. the cache ($TCPIP_TS_CACHE, default ~/.cache/tcpip-ts), when it holds a verified tree;
+#   3. Debian's `lwip` source package, downloaded with apt through a private apt
+#      state directory (a deb-src entry of its own, so the system's sources are
+#      untouched), its sha256 checked against the pins below, then unpacked with
+#      Debian's patch series applied.
+set -euo pipefail
+
+LWIP_VERSION=2.2.1
+DEBIAN_SUITE=trixie
+DEBIAN_VERSION=2.2.1+dfsg1-1+deb13u1
+# sha256 of the files of Debian's source package, pinned.
+ORIG_SHA256=83729c274c499d3348e9fbbe043a3113f3fa8953e7efddc7c21c7fcbb1f2b7b1
+DEBIAN_SHA256=faa343b3c76d69080240ae1323932b7348fa1d0042f6ad29bd286246660720a9
+
+log() { echo "fetch-lwip: $*" >&2; }
+
+if [ -n "${LWIP_SRC:-}" ]; then
+  if [ ! -f "$LWIP_SRC/src/include/lwip/init.h" ]; then
+    log "LWIP_SRC=$LWIP_SRC does not look like an lwIP tree (no src/include/lwip/init.h)"
+    exit 1
+  fi
+  echo "$LWIP_SRC"
+  exit 0
+fi
+
+cache="${TCPIP_TS_CACHE:-$HOME/.cache/tcpip-ts}"
+tree="$cache/lwip-$DEBIAN_VERSION"
+if [ -f "$tree/.verified" ]; then
+  echo "$tree"
+  exit 0
+fi
+
+command -v apt-get >/dev/null || { log "apt-get not found: set LWIP_SRC to an lwIP $LWIP_VERSION source tree"; exit 1; }
+mkdir -p "$cache"
+work=$(mktemp -d "$cache/fetch.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+state="$work/apt"
+mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/etc/sources.list.d" "$state/etc/preferences.d" "$state/dl"
+touch "$state/status"
+echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $DEBIAN_SUITE main" > "$state/etc/sources.list"
+apt_opts=(
+  -o "Dir::Etc=$state/etc" -o "Dir::Etc::sourcelist=$state/etc/sources.list"
+  -o "Dir::Etc::sourceparts=$state/etc/sources.list.d" -o "Dir::Etc::preferencesparts=$state/etc/preferences.d"
+  -o "Dir::State=$state" -o "Dir::State::status=$state/status" -o "Dir::Cache=$state/cache"
+  -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root" -qq
+)
+log "downloading Debian source package lwip=$DEBIAN_VERSION ($DEBIAN_SUITE)"
+apt-get "${apt_opts[@]}" update >&2
+(cd "$state/dl" && apt-get "${apt_opts[@]}" source --download-only "lwip=$DEBIAN_VERSION" >&2)
+
+orig="$state/dl/lwip_${DEBIAN_VERSION%%-*}.orig.tar.xz"
+deb="$state/dl/lwip_$DEBIAN_VERSION.debian.tar.xz"
+echo "$ORIG_SHA256  $orig" | sha256sum -c --quiet - >&2 || { log "sha256 mismatch for $orig"; exit 1; }
+echo "$DEBIAN_SHA256  $deb" | sha256sum -c --quiet - >&2 || { log "sha256 mismatch for $deb"; exit 1; }
+
+unpack="$work/unpack"
+mkdir -p "$unpack"
+tar -C "$unpack" -xf "$orig"
+tar -C "$unpack" -xf "$deb"
+src="$unpack/lwip-$LWIP_VERSION"
+# Apply Debian's patch series (bug and CVE fixes) in order, as dpkg-source would.
+while read -r patch; do
+  case "$patch" in ''|'#'*) continue ;; esac
+  patch -d "$src" -p1 -s -N < "$unpack/debian/patches/$patch" >&2
+done < "$unpack/debian/patches/series"
+
+rm -rf "$tree"
+mv "$src" "$tree"
+echo "$DEBIAN_VERSION" > "$tree/.verified"
+log "cached in $tree"
+echo "$tree"

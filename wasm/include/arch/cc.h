@@ -1,0 +1,32 @@
+/* lwIP port: compiler and platform definitions for wasm32 (clang, freestanding). */
+#ifndef TCPIP_TS_ARCH_CC_H
+#define TCPIP_TS_ARCH_CC_H
+
+#define BYTE_ORDER LITTLE_ENDIAN
+
+/* No libc on this target: lwIP must not reach for <inttypes.h>, <ctype.h>,
+ * <unistd.h> or printf. Our own <string.h>/<stdlib.h> cover what remains. */
+#define LWIP_NO_INTTYPES_H 1
+#define LWIP_NO_CTYPE_H 1
+#define LWIP_NO_UNISTD_H 1
+#define X8_F  "02x"
+#define U16_F "u"
+#define S16_F "d"
+#define X16_F "x"
+#define U32_F "u"
+#define S32_F "d"
+#define X32_F "x"
+#define SZT_F "zu"
+
+/* The host sees an assert as an `error` event on the stack carrying this
+ * message; the trap that follows ends only this instance. */
+void tt_assert_failed(const char *message, int line, const char *file) __attribute__((noreturn));
+#define LWIP_PLATFORM_ASSERT(x) tt_assert_failed((x), __LINE__, __FILE__)
+/* Diagnostics are compiled out: a parser never logs (see STYLE.md). */
+#define LWIP_PLATFORM_DIAG(x) do { } while (0)
+
+/* lwIP's LWIP_RAND: the host's CSPRNG (ISNs, ephemeral ports, DNS ids). */
+unsigned int tt_random(void) __attribute__((import_module("tcpip"), import_name("random")));
+#define LWIP_RAND() ((u32_t)tt_random())
+
+#endif

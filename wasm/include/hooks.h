@@ -1,0 +1,17 @@
+/* Declarations of the lwIP hooks implemented in src/glue_tables.c. */
+#ifndef TCPIP_TS_HOOKS_H
+#define TCPIP_TS_HOOKS_H
+
+struct netif;
+struct pbuf;
+struct ip4_addr;
+struct ip6_addr;
+
+struct netif *tt_hook_ip4_route(const struct ip4_addr *src, const struct ip4_addr *dest);
+const struct ip4_addr *tt_hook_ip4_gateway(struct netif *netif, const struct ip4_addr *dest);
+int tt_hook_ip4_canforward(struct pbuf *p, unsigned int dest_hostorder);
+struct netif *tt_hook_ip6_route(const struct ip6_addr *src, const struct ip6_addr *dest);
+const struct ip6_addr *tt_hook_ip6_gateway(struct netif *netif, const struct ip6_addr *dest);
+int tt_hook_ip6_input(struct pbuf *p, struct netif *inp);
+
+#endif

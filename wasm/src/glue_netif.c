@@ -1,0 +1,180 @@
+/* Interfaces: creation, addresses, frame input and output, counters. */
+#include "glue.h"
+#include "lwip/netif.h"
+#include "lwip/etharp.h"
+#include "lwip/ethip6.h"
+#include "lwip/ip.h"
+#include "lwip/dhcp.h"
+#include "lwip/nd6.h"
+#include "lwip/mld6.h"
+#include "lwip/igmp.h"
+#include "lwip/timeouts.h"
+#include "netif/ethernet.h"
+#include <stdlib.h>
+#include <string.h>
+
+enum { MEDIUM_ETHERNET = 0, MEDIUM_IP = 1 };
+
+static void emit_frame(const void *data, uint32_t len, void *arg) {
+  tt_host_link_output((struct netif *)arg, data, len);
+}
+
+static err_t link_output(struct netif *netif, struct pbuf *p) {
+  return tt_with_flat(p, emit_frame, netif) ? ERR_OK : ERR_MEM;
+}
+
+#if LWIP_IPV4
+static err_t tun_output4(struct netif *netif, struct pbuf *p, const ip4_addr_t *dest) {
+  LWIP_UNUSED_ARG(dest);
+  return link_output(netif, p);
+}
+#endif
+
+static err_t tun_output6(struct netif *netif, struct pbuf *p, const ip6_addr_t *dest) {
+  LWIP_UNUSED_ARG(dest);
+  return link_output(netif, p);
+}
+
+static err_t init_ethernet(struct netif *netif) {
+  netif->output = etharp_output;
+  netif->output_ip6 = ethip6_output;
+  netif->linkoutput = link_output;
+  netif->hwaddr_len = ETH_HWADDR_LEN;
+  netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_IGMP | NETIF_FLAG_MLD6;
+  netif->name[0] = 'e';
+  netif->name[1] = 't';
+  return ERR_OK;
+}
+
+static err_t init_ip(struct netif *netif) {
+  netif->output = tun_output4;
+  netif->output_ip6 = tun_output6;
+  netif->linkoutput = link_output;
+  netif->hwaddr_len = 0;
+  netif->flags = 0;
+  netif->name[0] = 't';
+  netif->name[1] = 'n';
+  return ERR_OK;
+}
+
+static void status_changed(struct netif *netif) { tt_host_netif_status(netif); }
+
+/* Adds an interface, administratively down; returns its handle or 0. */
+TT_EXPORT(tt_netif_add) struct netif *tt_netif_add(uint32_t medium, uint32_t mtu, const uint8_t *mac) {
+  struct netif *netif = calloc(1, sizeof(struct netif));
+  if (netif == NULL) return NULL;
+  netif_init_fn init = medium == MEDIUM_IP ? init_ip : init_ethernet;
+  netif_input_fn input = medium == MEDIUM_IP ? ip_input : ethernet_input;
+  if (medium != MEDIUM_IP) memcpy(netif->hwaddr, mac, ETH_HWADDR_LEN);
+  if (netif_add(netif, NULL, NULL, NULL, NULL, init, input) == NULL) {
+    free(netif);
+    return NULL;
+  }
+  netif->mtu = (u16_t)mtu;
+  netif->mtu6 = (u16_t)mtu;
+  netif_set_status_callback(netif, status_changed);
+  netif_set_link_up(netif);
+  if (medium != MEDIUM_IP) netif_create_ip6_linklocal_address(netif, 1);
+  return netif;
+}
+
+TT_EXPORT(tt_netif_remove) void tt_netif_remove(struct netif *netif) {
+  dhcp_stop(netif);
+  dhcp_cleanup(netif);
+  netif_remove(netif);
+  free(netif);
+}
+
+TT_EXPORT(tt_netif_index) uint32_t tt_netif_index(struct netif *netif) { return netif_get_index(netif); }
+
+TT_EXPORT(tt_netif_set_up) void tt_netif_set_up(struct netif *netif, uint32_t up) {
+  if (up) netif_set_up(netif); else netif_set_down(netif);
+}
+
+/* Addresses are u32 words in network byte order, as read from the wire. */
+TT_EXPORT(tt_netif_set_ip4) void tt_netif_set_ip4(struct netif *netif, uint32_t addr, uint32_t mask, uint32_t gw) {
+  ip4_addr_t a, m, g;
+  ip4_addr_set_u32(&a, addr);
+  ip4_addr_set_u32(&m, mask);
+  ip4_addr_set_u32(&g, gw);
+  netif_set_addr(netif, &a, &m, &g);
+}
+
+/* Adds a static IPv6 address from tt_sockaddrs[0]; returns its slot or -err. */
+TT_EXPORT(tt_netif_add_ip6) int32_t tt_netif_add_ip6(struct netif *netif) {
+  ip_addr_t ip;
+  s8_t slot = -1;
+  tt_sockaddr_to_ip(&tt_sockaddrs[0], &ip);
+  if (!IP_IS_V6(&ip)) return ERR_ARG;
+  err_t err = netif_add_ip6_address(netif, ip_2_ip6(&ip), &slot);
+  if (err != ERR_OK) return err;
+  netif_ip6_addr_set_state(netif, slot, IP6_ADDR_PREFERRED);
+  return slot;
+}
+
+TT_EXPORT(tt_netif_set_ip6_autoconfig) void tt_netif_set_ip6_autoconfig(struct netif *netif, uint32_t on) {
+  netif_set_ip6_autoconfig_enabled(netif, on ? 1 : 0);
+}
+
+TT_EXPORT(tt_netif_dhcp_start) int32_t tt_netif_dhcp_start(struct netif *netif) { return dhcp_start(netif); }
+TT_EXPORT(tt_netif_dhcp_stop) void tt_netif_dhcp_stop(struct netif *netif) { dhcp_release_and_stop(netif); }
+
+/* Which checksums lwIP computes and checks on this interface (bits as in
+ * NETIF_CHECKSUM_*); links that cannot corrupt data may turn them off. */
+TT_EXPORT(tt_netif_set_checksums) void tt_netif_set_checksums(struct netif *netif, uint32_t flags) {
+  NETIF_SET_CHECKSUM_CTRL(netif, (u16_t)flags);
+}
+
+/* Writes the interface's addresses to out:
+ *   [0] ip4 addr, [1] netmask, [2] gateway (u32 network order),
+ *   [3] number of IPv6 slots, then per slot 16 address bytes + u32 state. */
+TT_EXPORT(tt_netif_addresses) void tt_netif_addresses(struct netif *netif, uint32_t *out) {
+  out[0] = ip4_addr_get_u32(netif_ip4_addr(netif));
+  out[1] = ip4_addr_get_u32(netif_ip4_netmask(netif));
+  out[2] = ip4_addr_get_u32(netif_ip4_gw(netif));
+  out[3] = LWIP_IPV6_NUM_ADDRESSES;
+  uint32_t *slot = out + 4;
+  for (int i = 0; i < LWIP_IPV6_NUM_ADDRESSES; i++, slot += 5) {
+    memcpy(slot, netif_ip6_addr(netif, i)->addr, 16);
+    slot[4] = netif_ip6_addr_state(netif, i);
+  }
+}
+
+/* MIB-II interface counters, in struct order (11 x u32). */
+TT_EXPORT(tt_netif_counters) void tt_netif_counters(struct netif *netif, uint32_t *out) {
+  memcpy(out, &netif->mib2_counters, sizeof(netif->mib2_counters));
+}
+
+/* ---- frame input: allocate in place, then flush the batch ----
+ * The host copies each received frame straight into a pbuf allocated here
+ * (one copy per frame), queues it, and hands the whole batch to lwIP with one
+ * tt_rx_flush call. */
+static struct pbuf *rx_head, *rx_tail;
+
+TT_EXPORT(tt_rx_alloc) void *tt_rx_alloc(struct netif *netif, uint32_t len) {
+  if (len == 0 || len > 0xFFFF) return NULL;
+  struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
+  if (p == NULL) return NULL;
+  p->if_idx = netif_get_index(netif);
+  /* queued through p->next; unlinked again before lwIP sees the pbuf */
+  if (rx_tail) rx_tail->next = p; else rx_head = p;
+  rx_tail = p;
+  return p->payload;
+}
+
+/* Feeds every queued frame to lwIP in arrival order, then runs due timers.
+ * Returns milliseconds until the next timer (0xFFFFFFFF for none). */
+TT_EXPORT(tt_rx_flush) uint32_t tt_rx_flush(void) {
+  while (rx_head) {
+    struct pbuf *p = rx_head;
+    rx_head = p->next;
+    if (rx_head == NULL) rx_tail = NULL;
+    p->next = NULL;
+    struct netif *netif = netif_get_by_index(p->if_idx);
+    if (netif == NULL || netif->input(p, netif) != ERR_OK) {
+      pbuf_free(p);
+    }
+  }
+  sys_check_timeouts();
+  return sys_timeouts_sleeptime();
+}

@@ -1,0 +1,171 @@
+/* TCP over lwIP's raw API. Each PCB carries the host's connection id as its
+ * callback argument; every event is forwarded to the host as it happens and
+ * the host decides what to do with it. */
+#include "glue.h"
+#include "lwip/tcp.h"
+#include "lwip/priv/tcp_priv.h"
+
+#define ID(arg) ((uint32_t)(uintptr_t)(arg))
+
+static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err) {
+  LWIP_UNUSED_ARG(pcb);
+  LWIP_UNUSED_ARG(err);
+  if (p == NULL) {
+    tt_host_tcp_fin(ID(arg));
+    return ERR_OK;
+  }
+  /* The window is reopened by the host (tt_tcp_recved) only as its reader
+   * consumes the data: that is the receive flow control. */
+  for (struct pbuf *q = p; q != NULL; q = q->next) {
+    if (q->len > 0) tt_host_tcp_recv(ID(arg), q->payload, q->len);
+  }
+  pbuf_free(p);
+  return ERR_OK;
+}
+
+static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t len) {
+  LWIP_UNUSED_ARG(pcb);
+  tt_host_tcp_sent(ID(arg), len);
+  return ERR_OK;
+}
+
+static void on_error(void *arg, err_t err) {
+  /* The PCB is already freed by lwIP when this runs. */
+  tt_host_tcp_error(ID(arg), err);
+}
+
+static err_t on_connected(void *arg, struct tcp_pcb *pcb, err_t err) {
+  LWIP_UNUSED_ARG(pcb);
+  LWIP_UNUSED_ARG(err);
+  tt_host_tcp_connected(ID(arg));
+  return ERR_OK;
+}
+
+static void attach(struct tcp_pcb *pcb, uint32_t id) {
+  tcp_arg(pcb, (void *)(uintptr_t)id);
+  tcp_recv(pcb, on_recv);
+  tcp_sent(pcb, on_sent);
+  tcp_err(pcb, on_error);
+}
+
+static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
+  if (err != ERR_OK || pcb == NULL) return ERR_VAL;
+  uint32_t id = tt_host_tcp_accept(ID(arg), pcb);
+  if (id == 0) {
+    tcp_abort(pcb);
+    return ERR_ABRT;
+  }
+  attach(pcb, id);
+  return ERR_OK;
+}
+
+TT_EXPORT(tt_tcp_new) struct tcp_pcb *tt_tcp_new(uint32_t family) {
+  return tcp_new_ip_type(family == 6 ? IPADDR_TYPE_V6 : family == 4 ? IPADDR_TYPE_V4 : IPADDR_TYPE_ANY);
+}
+
+TT_EXPORT(tt_tcp_attach) void tt_tcp_attach(struct tcp_pcb *pcb, uint32_t id) { attach(pcb, id); }
+
+/* Binds to tt_sockaddrs[0] (address and port). */
+TT_EXPORT(tt_tcp_bind) int32_t tt_tcp_bind(struct tcp_pcb *pcb) {
+  ip_addr_t ip;
+  tt_sockaddr_to_ip(&tt_sockaddrs[0], &ip);
+  return tcp_bind(pcb, &ip, tt_sockaddrs[0].port);
+}
+
+/* Turns a bound PCB into a listener; returns the listener's handle, or a
+ * negative err_t (the original PCB is then still owned by the caller). */
+TT_EXPORT(tt_tcp_listen) int32_t tt_tcp_listen(struct tcp_pcb *pcb, uint32_t id, uint32_t backlog) {
+  err_t err = ERR_OK;
+  struct tcp_pcb *lpcb = tcp_listen_with_backlog_and_err(pcb, (u8_t)(backlog > 255 ? 255 : backlog), &err);
+  if (lpcb == NULL) return err != ERR_OK ? err : ERR_MEM;
+  tcp_arg(lpcb, (void *)(uintptr_t)id);
+  tcp_accept(lpcb, on_accept);
+  return (int32_t)(uintptr_t)lpcb;
+}
+
+/* Connects to tt_sockaddrs[0]; completion arrives as tcp_connected or tcp_error. */
+TT_EXPORT(tt_tcp_connect) int32_t tt_tcp_connect(struct tcp_pcb *pcb) {
+  ip_addr_t ip;
+  tt_sockaddr_to_ip(&tt_sockaddrs[0], &ip);
+  return tcp_connect(pcb, &ip, tt_sockaddrs[0].port, on_connected);
+}
+
+/* Queues up to len bytes (copied); returns how many were taken (0 when the
+ * send buffer or segment queue is full: the host waits for tcp_sent). */
+TT_EXPORT(tt_tcp_write) int32_t tt_tcp_write(struct tcp_pcb *pcb, const void *data, uint32_t len, uint32_t more) {
+  uint32_t room = tcp_sndbuf(pcb);
+  if (len > room) len = room;
+  if (len > 0xFFFF) len = 0xFFFF; /* tcp_write takes a u16 length */
+  if (len == 0) return 0;
+  if (tcp_sndqueuelen(pcb) >= TCP_SND_QUEUELEN - 1) return 0;
+  u8_t flags = TCP_WRITE_FLAG_COPY | (more ? TCP_WRITE_FLAG_MORE : 0);
+  err_t err = tcp_write(pcb, data, (u16_t)len, flags);
+  if (err == ERR_MEM) return 0;
+  if (err != ERR_OK) return err;
+  return (int32_t)len;
+}
+
+TT_EXPORT(tt_tcp_output) int32_t tt_tcp_output(struct tcp_pcb *pcb) { return tcp_output(pcb); }
+TT_EXPORT(tt_tcp_sndbuf) uint32_t tt_tcp_sndbuf(struct tcp_pcb *pcb) { return tcp_sndbuf(pcb); }
+
+/* Reopens the receive window by len bytes the host's reader has consumed. */
+TT_EXPORT(tt_tcp_recved) void tt_tcp_recved(struct tcp_pcb *pcb, uint32_t len) {
+  while (len > 0) {
+    u16_t step = len > 0xFFFF ? 0xFFFF : (u16_t)len;
+    tcp_recved(pcb, step);
+    len -= step;
+  }
+}
+
+TT_EXPORT(tt_tcp_shutdown_write) int32_t tt_tcp_shutdown_write(struct tcp_pcb *pcb) {
+  return tcp_shutdown(pcb, 0, 1);
+}
+
+/* Detaches the host and closes; falls back to abort (RST) when lwIP cannot
+ * queue the FIN, so the handle is always released. */
+TT_EXPORT(tt_tcp_close) int32_t tt_tcp_close(struct tcp_pcb *pcb) {
+  tcp_arg(pcb, NULL);
+  if (pcb->state != LISTEN) {
+    tcp_recv(pcb, NULL);
+    tcp_sent(pcb, NULL);
+    tcp_err(pcb, NULL);
+  } else {
+    tcp_accept(pcb, NULL);
+  }
+  err_t err = tcp_close(pcb);
+  if (err != ERR_OK) {
+    tcp_abort(pcb);
+    return ERR_ABRT;
+  }
+  return ERR_OK;
+}
+
+/* Sends RST and frees the PCB without calling back the host. */
+TT_EXPORT(tt_tcp_abort) void tt_tcp_abort(struct tcp_pcb *pcb) {
+  tcp_arg(pcb, NULL);
+  tcp_err(pcb, NULL);
+  tcp_abort(pcb);
+}
+
+/* Local address into tt_sockaddrs[0], remote into tt_sockaddrs[1]. */
+TT_EXPORT(tt_tcp_addresses) void tt_tcp_addresses(struct tcp_pcb *pcb) {
+  tt_ip_to_sockaddr(&pcb->local_ip, pcb->local_port, &tt_sockaddrs[0]);
+  tt_ip_to_sockaddr(&pcb->remote_ip, pcb->remote_port, &tt_sockaddrs[1]);
+}
+
+TT_EXPORT(tt_tcp_set_nodelay) void tt_tcp_set_nodelay(struct tcp_pcb *pcb, uint32_t on) {
+  if (on) tcp_nagle_disable(pcb); else tcp_nagle_enable(pcb);
+}
+
+TT_EXPORT(tt_tcp_set_keepalive) void tt_tcp_set_keepalive(struct tcp_pcb *pcb, uint32_t on, uint32_t idle_ms, uint32_t interval_ms, uint32_t count) {
+  if (on) {
+    ip_set_option(pcb, SOF_KEEPALIVE);
+    pcb->keep_idle = idle_ms;
+    pcb->keep_intvl = interval_ms;
+    pcb->keep_cnt = count;
+  } else {
+    ip_reset_option(pcb, SOF_KEEPALIVE);
+  }
+}
+
+TT_EXPORT(tt_tcp_state) uint32_t tt_tcp_state(struct tcp_pcb *pcb) { return pcb->state; }
