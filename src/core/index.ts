@@ -1,0 +1,14 @@
+/**
+ * tcpip-ts core: stacks, links and wire formats without Node-only modules.
+ *
+ * Layers, top to bottom: Stack (sockets, tables) → WasmSession (the lwIP
+ * instance) → Link (devices) → wire (formats).
+ */
+export { Stack, type StackOptions, type InterfaceOptions, type Route, type RouteOptions, type Neighbor, type StackStats } from './stack.js';
+export { Interface, type InterfaceCounters } from './interface.js';
+export { createCable, createLoopback, type Link, type Medium, type FrameReceiver, type CableOptions, MIN_MTU, MAX_MTU } from './link.js';
+export { ManualClock, realClock, type Clock } from './clock.js';
+export { TcpConnection, TcpListener, type TcpHandler } from './tcp.js';
+export { UdpEndpoint } from './udp.js';
+export { setModuleSource, getModule } from './module.js';
+export { errorCode, ERR, type SystemError } from './errors.js';

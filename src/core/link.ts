@@ -1,0 +1,107 @@
+/**
+ * The one link interface every device implements: a cable between two
+ * in-process stacks, a loopback, and later TAP/TUN, vmnet and VM sockets.
+ */
+
+export type Medium = 'ethernet' | 'ip';
+
+/** Receives one frame. The bytes are only valid during the call (copy to keep). */
+export type FrameReceiver = (frame: Uint8Array) => void;
+
+export interface Link {
+  /** 'ethernet' frames (with a 14-byte header) or bare 'ip' packets. */
+  readonly medium: Medium;
+  /** Largest IP packet the link carries (the frame adds the link header). */
+  readonly mtu: number;
+  /** Connects the receiving side; called once by the stack the link is added to. */
+  attach(receive: FrameReceiver): void;
+  /**
+   * Sends one frame. The bytes are only valid during the call: a link that
+   * queues must copy. Must not deliver back into the sender synchronously
+   * in a way that re-enters it (delivering to a FrameReceiver is fine: stacks
+   * only copy and schedule on receipt).
+   */
+  send(frame: Uint8Array): void;
+  /** Called after a burst of send() calls, so links can batch their writes. */
+  flush?(): void;
+  /** Stops the link; frames sent afterwards are dropped. Idempotent. */
+  close(): void;
+}
+
+export interface LinkCounters {
+  framesSent: number;
+  bytesSent: number;
+  framesDropped: number;
+}
+
+export const ETHERNET_HEADER = 14;
+export const MIN_MTU = 576;
+export const MAX_MTU = 65520;
+
+class CableEnd implements Link {
+  peer!: CableEnd;
+  receive: FrameReceiver | null = null;
+  closed = false;
+  readonly counters: LinkCounters = { framesSent: 0, bytesSent: 0, framesDropped: 0 };
+
+  constructor(readonly medium: Medium, readonly mtu: number) {}
+
+  attach(receive: FrameReceiver): void {
+    this.receive = receive;
+  }
+
+  send(frame: Uint8Array): void {
+    const to = this.peer;
+    if (this.closed || to.closed || to.receive === null) {
+      this.counters.framesDropped++;
+      return;
+    }
+    this.counters.framesSent++;
+    this.counters.bytesSent += frame.length;
+    to.receive(frame);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.receive = null;
+  }
+}
+
+export interface CableOptions {
+  medium?: Medium;
+  mtu?: number;
+}
+
+/** Two links joined back to back: what one end sends, the other receives. */
+export function createCable(options: CableOptions = {}): [Link & { counters: LinkCounters }, Link & { counters: LinkCounters }] {
+  const medium = options.medium ?? 'ethernet';
+  const mtu = options.mtu ?? 1500;
+  checkMedium(medium, 'medium');
+  checkMtu(mtu, 'mtu');
+  const a = new CableEnd(medium, mtu);
+  const b = new CableEnd(medium, mtu);
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+/** A link whose frames come back to its own stack. */
+export function createLoopback(options: CableOptions = {}): Link & { counters: LinkCounters } {
+  const end = new CableEnd(options.medium ?? 'ethernet', options.mtu ?? 65520);
+  checkMedium(end.medium, 'medium');
+  checkMtu(end.mtu, 'mtu');
+  end.peer = end;
+  return end;
+}
+
+export function checkMtu(mtu: unknown, name: string): asserts mtu is number {
+  if (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) {
+    throw new TypeError(`The "${name}" option must be an integer from ${MIN_MTU} to ${MAX_MTU}. Received ${String(mtu)}`);
+  }
+}
+
+export function checkMedium(medium: unknown, name: string): asserts medium is Medium {
+  if (medium !== 'ethernet' && medium !== 'ip') {
+    throw new TypeError(`The "${name}" option must be 'ethernet' or 'ip'. Received ${String(medium)}`);
+  }
+}

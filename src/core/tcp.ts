@@ -1,0 +1,154 @@
+/**
+ * TCP endpoints over lwIP's raw API, callback-shaped (no streams here; the
+ * Node Duplex lives in src/node/socket.ts).
+ */
+import type { SocketAddress, WasmSession } from './session.js';
+import { ERR, lwipError, type SystemError } from './errors.js';
+
+export interface TcpHandler {
+  /** The three-way handshake completed (client side). */
+  connect(): void;
+  /** Bytes arrived. Call TcpConnection.consumed() once they are read. */
+  data(chunk: Uint8Array): void;
+  /** The peer sent FIN. */
+  end(): void;
+  /** The peer acknowledged bytes: there is room to write again. */
+  sent(bytes: number): void;
+  /** The connection is gone (reset, refused, timed out, aborted). */
+  error(err: SystemError): void;
+}
+
+/** The largest slice tcp_write takes in one call (its length is a u16). */
+const WRITE_SLICE = 0xffff;
+
+export class TcpConnection {
+  handler: TcpHandler | null = null;
+  /** True until connected (or failed): a reset now means "refused". */
+  connecting: boolean;
+  #pcb: number;
+  #local: SocketAddress | null = null;
+  #remote: SocketAddress | null = null;
+
+  constructor(readonly session: WasmSession, pcb: number, readonly id: number, connecting: boolean, remote?: SocketAddress) {
+    this.#pcb = pcb;
+    this.connecting = connecting;
+    if (remote) this.#remote = remote;
+  }
+
+  /** False once lwIP freed the PCB (closed, reset or aborted). */
+  get open(): boolean {
+    return this.#pcb !== 0 && this.session.alive;
+  }
+
+  get local(): SocketAddress | null {
+    this.#readAddresses();
+    return this.#local;
+  }
+
+  get remote(): SocketAddress | null {
+    this.#readAddresses();
+    return this.#remote;
+  }
+
+  #readAddresses(): void {
+    if (this.#local && this.#local.port !== 0) return;
+    if (!this.open) return;
+    this.session.run((x) => x.tt_tcp_addresses(this.#pcb));
+    this.#local = this.session.readSockaddr(this.session.sockaddr(0));
+    this.#remote = this.session.readSockaddr(this.session.sockaddr(1));
+  }
+
+  /** Queues as much of data as lwIP's send buffer takes; returns the count. */
+  write(data: Uint8Array): number {
+    if (!this.open) return 0;
+    const s = this.session;
+    let total = 0;
+    while (total < data.length) {
+      const n = Math.min(data.length - total, WRITE_SLICE);
+      const buf = s.scratch(n);
+      s.u8.set(data.subarray(total, total + n), buf);
+      const more = total + n < data.length ? 1 : 0;
+      const taken = s.run((x) => x.tt_tcp_write(this.#pcb, buf, n, more));
+      if (taken < 0) throw lwipError(taken, 'write');
+      total += taken;
+      if (taken < n) break;
+    }
+    return total;
+  }
+
+  /** Sends what write() queued (Nagle permitting). */
+  output(): void {
+    if (this.open) this.session.run((x) => x.tt_tcp_output(this.#pcb));
+  }
+
+  /** Bytes lwIP will accept now. */
+  get writable(): number {
+    return this.open ? this.session.run((x) => x.tt_tcp_sndbuf(this.#pcb)) : 0;
+  }
+
+  /** Reopens the receive window by bytes the reader has consumed. */
+  consumed(bytes: number): void {
+    if (bytes > 0 && this.open) this.session.run((x) => x.tt_tcp_recved(this.#pcb, bytes));
+  }
+
+  /** Sends FIN after queued data (half-close). */
+  shutdown(): void {
+    if (!this.open) return;
+    const err = this.session.run((x) => x.tt_tcp_shutdown_write(this.#pcb));
+    if (err !== ERR.OK && err !== ERR.CONN) throw lwipError(err, 'shutdown');
+  }
+
+  /** Releases the connection gracefully (FIN if not yet sent); lwIP finishes
+   * the close on its own. No more callbacks. */
+  close(): void {
+    if (!this.open) return;
+    const pcb = this.#pcb;
+    this.#pcb = 0;
+    this.session.run((x) => x.tt_tcp_close(pcb));
+  }
+
+  /** Sends RST and releases the connection. No more callbacks. */
+  abort(): void {
+    if (!this.open) return;
+    const pcb = this.#pcb;
+    this.#pcb = 0;
+    this.session.run((x) => x.tt_tcp_abort(pcb));
+  }
+
+  /** lwIP freed the PCB (error callback). */
+  released(): void {
+    this.#pcb = 0;
+  }
+
+  setNoDelay(on: boolean): void {
+    if (this.open) this.session.run((x) => x.tt_tcp_set_nodelay(this.#pcb, on ? 1 : 0));
+  }
+
+  setKeepAlive(on: boolean, idleMs: number, intervalMs = 75_000, count = 9): void {
+    if (this.open) this.session.run((x) => x.tt_tcp_set_keepalive(this.#pcb, on ? 1 : 0, idleMs, intervalMs, count));
+  }
+}
+
+export interface TcpListenerHandler {
+  connection(conn: TcpConnection): void;
+}
+
+export class TcpListener {
+  handler: TcpListenerHandler | null = null;
+  #pcb: number;
+
+  constructor(readonly session: WasmSession, pcb: number, readonly id: number, readonly local: SocketAddress) {
+    this.#pcb = pcb;
+  }
+
+  get open(): boolean {
+    return this.#pcb !== 0 && this.session.alive;
+  }
+
+  close(): void {
+    if (!this.open) return;
+    const pcb = this.#pcb;
+    this.#pcb = 0;
+    this.session.run((x) => x.tt_tcp_close(pcb));
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * tcpip-ts: userspace TCP/IP stacks for sandboxes — lwIP in WebAssembly, one
+ * isolated instance per stack, with Node's net/dgram/http shapes on top.
+ */
+import './node/load.js';
+
+export { Stack, createStack, type ConnectOptions } from './node/stack.js';
+export { TcpSocket, type TcpSocketOptions } from './node/socket.js';
+export { TcpServer, type ListenOptions, type TcpServerOptions } from './node/server.js';
+export { UdpSocket, type RemoteInfo } from './node/dgram.js';
+export {
+  Interface, createCable, createLoopback, ManualClock, realClock, errorCode, ERR, MIN_MTU, MAX_MTU,
+  type StackOptions, type InterfaceOptions, type Route, type RouteOptions, type Neighbor, type StackStats,
+  type InterfaceCounters, type Link, type Medium, type FrameReceiver, type CableOptions, type Clock, type SystemError,
+} from './core/index.js';
