@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Prints the path of an lwIP source tree, fetching and caching it when needed.
 #
-# lwIP is a build-time dependency and is never committed. Order:
-#   1. $LWIP_SRC, when set (must contain src/include/lwip/init.h);
-#   2. the cache ($TCPIP_TS_CACHE, default ~/.cache/tcpip-ts), when it holds a verified tree;
-#   3. Debian's `lwip` source package, downloaded with apt through a private apt
+# lwIP is a build-time dependency and is never committed. Its source is:
+#   1. $LWIP_SRC, when set (must contain src/include/lwip/init.h), copied into
+#      the cache; or
+#   2. Debian's `lwip` source package, downloaded with apt through a private apt
 #      state directory (a deb-src entry of its own, so the system's sources are
 #      untouched), its sha256 checked against the pins below, then unpacked with
 #      Debian's patch series applied.
+# Either way our own fixes (apply_fixes below) are applied to the cached copy.
+# The cache is $TCPIP_TS_CACHE (default ~/.cache/tcpip-ts).
 set -euo pipefail
+
+# Bump when apply_fixes changes, so cached trees are rebuilt.
+FIXES=1
 
 LWIP_VERSION=2.2.1
 DEBIAN_SUITE=trixie
@@ -19,17 +24,41 @@ DEBIAN_SHA256=faa343b3c76d69080240ae1323932b7348fa1d0042f6ad29bd286246660720a9
 
 log() { echo "fetch-lwip: $*" >&2; }
 
+# lwIP 2.2.1's ip4_forward() zeroes the IP, TCP, UDP and ICMP checksums of
+# every forwarded packet whenever checksum *generation* is on (its test is
+# inverted: it means to clear them only for interfaces that offload checksums
+# to hardware), so a router stack would emit packets that every receiver
+# drops. Clear them only when the outgoing interface offloads generation.
+apply_fixes() {
+  local file="$1/src/core/ipv4/ip4.c"
+  local n
+  n=$(grep -c 'if (CHECKSUM_GEN_[A-Z]* || NETIF_CHECKSUM_ENABLED(inp, NETIF_CHECKSUM_GEN_' "$file" || true)
+  if [ "$n" != 4 ]; then
+    log "expected 4 forwarding checksum tests in $file, found $n: lwIP changed, review apply_fixes"
+    exit 1
+  fi
+  sed -i 's/if (CHECKSUM_GEN_\([A-Z]*\) || NETIF_CHECKSUM_ENABLED(inp, /if (!CHECKSUM_GEN_\1 || !NETIF_CHECKSUM_ENABLED(netif, /' "$file"
+}
+
+cache="${TCPIP_TS_CACHE:-$HOME/.cache/tcpip-ts}"
 if [ -n "${LWIP_SRC:-}" ]; then
   if [ ! -f "$LWIP_SRC/src/include/lwip/init.h" ]; then
     log "LWIP_SRC=$LWIP_SRC does not look like an lwIP tree (no src/include/lwip/init.h)"
     exit 1
   fi
-  echo "$LWIP_SRC"
+  tree="$cache/lwip-local-$(realpath "$LWIP_SRC" | sha256sum | cut -c1-12)-fixes$FIXES"
+  if [ ! -f "$tree/.verified" ]; then
+    rm -rf "$tree"
+    mkdir -p "$cache"
+    cp -r "$LWIP_SRC" "$tree"
+    apply_fixes "$tree"
+    echo "local" > "$tree/.verified"
+  fi
+  echo "$tree"
   exit 0
 fi
 
-cache="${TCPIP_TS_CACHE:-$HOME/.cache/tcpip-ts}"
-tree="$cache/lwip-$DEBIAN_VERSION"
+tree="$cache/lwip-$DEBIAN_VERSION-fixes$FIXES"
 if [ -f "$tree/.verified" ]; then
   echo "$tree"
   exit 0
@@ -70,6 +99,7 @@ while read -r patch; do
   patch -d "$src" -p1 -s -N < "$unpack/debian/patches/$patch" >&2
 done < "$unpack/debian/patches/series"
 
+apply_fixes "$src"
 rm -rf "$tree"
 mv "$src" "$tree"
 echo "$DEBIAN_VERSION" > "$tree/.verified"

@@ -7,18 +7,22 @@
 export interface Clock {
   /** Milliseconds on a monotonic scale. */
   now(): number;
-  /** Calls fn once after ms milliseconds; returns a handle for cancelTimer. */
-  setTimer(fn: () => void, ms: number): unknown;
+  /**
+   * Calls fn once after ms milliseconds; returns a handle for cancelTimer.
+   * keepAlive: the timer stands for an operation someone awaits (a ping), so
+   * it keeps a Node process alive; the stack's own timers do not.
+   */
+  setTimer(fn: () => void, ms: number, keepAlive?: boolean): unknown;
   cancelTimer(handle: unknown): void;
 }
 
-/** The real clock: performance.now() and setTimeout, with the timer unref'd so
- * an idle stack does not keep a Node process alive. */
+/** The real clock: performance.now() and setTimeout. The stack's timers are
+ * unref'd so that an idle stack does not keep a Node process alive. */
 export const realClock: Clock = {
   now: () => performance.now(),
-  setTimer(fn, ms) {
+  setTimer(fn, ms, keepAlive = false) {
     const t = setTimeout(fn, ms) as unknown as { unref?: () => void };
-    t.unref?.();
+    if (!keepAlive) t.unref?.();
     return t;
   },
   cancelTimer(handle) {

@@ -543,7 +543,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
         timer: this.clock.setTimer(() => {
           this.#ping.delete(seq);
           reject(systemError('ETIMEDOUT', 'ping', shown));
-        }, timeout),
+        }, timeout, true),
       };
       this.#ping.set(seq, pending);
       const err = s.run((x) => x.tt_raw_sendto(this.#pingPcb[family], buf, message.length));
@@ -815,18 +815,19 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
 
   // ---------------------------------------------------------------- lifecycle
 
-  #teardown(reason: Error): void {
+  /** Ends everything; reason is null for an orderly close(). */
+  #teardown(reason: Error | null): void {
     if (this.#closed) return;
     this.#closed = true;
     const tcp = [...this.#tcp.values()];
     this.#tcp.clear();
     for (const c of tcp) {
       c.released();
-      c.handler?.error(stackClosedError(reason));
+      c.handler?.error(reason && stackClosedError(reason));
     }
     for (const [, p] of this.#ping) {
       this.clock.cancelTimer(p.timer);
-      p.reject(stackClosedError(reason));
+      p.reject(stackClosedError(reason ?? undefined));
     }
     this.#ping.clear();
     for (const [, d] of this.#dns) d.resolve(null);
@@ -847,7 +848,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     if (this.session.alive) {
       for (const c of this.#tcp.values()) c.abort();
     }
-    this.#teardown(new Error('closed by close()'));
+    this.#teardown(null);
     this.emit('close');
   }
 

@@ -14,8 +14,9 @@ export interface TcpHandler {
   end(): void;
   /** The peer acknowledged bytes: there is room to write again. */
   sent(bytes: number): void;
-  /** The connection is gone (reset, refused, timed out, aborted). */
-  error(err: SystemError): void;
+  /** The connection is gone: reset, refused, timed out, or the stack failed
+   * (err), or the stack was closed by its owner (null). */
+  error(err: SystemError | null): void;
 }
 
 /** The largest slice tcp_write takes in one call (its length is a u16). */

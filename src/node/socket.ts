@@ -79,13 +79,16 @@ export class TcpSocket extends Duplex {
       end: () => {
         this.#finReceived = true;
         this.push(null);
+        // As net.Socket does: lets 'end' fire when nothing is buffered, even
+        // if nobody is reading.
+        this.read(0);
         this.#maybeClose();
       },
       sent: () => this.#continueWrite(),
-      error: (err: SystemError) => {
+      error: (err: SystemError | null) => {
         this.#conn = null;
         this.#stack.tcpForget(conn);
-        this.destroy(err);
+        this.destroy(err ?? undefined);
       },
     };
   }

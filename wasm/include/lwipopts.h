@@ -95,7 +95,7 @@ extern unsigned short tt_arp_max_age;
 #define LWIP_IPV6_DUP_DETECT_ATTEMPTS   0 /* addresses are usable at once; DAD delays start-up by seconds */
 #define LWIP_ICMP6                      1
 #define LWIP_ND6_NUM_NEIGHBORS          127 /* lwIP indexes neighbours with s8_t */
-#define LWIP_ND6_NUM_DESTINATIONS       128
+#define LWIP_ND6_NUM_DESTINATIONS       127 /* nd6_tmr walks it with an s8_t */
 #define LWIP_ND6_NUM_PREFIXES           16
 #define LWIP_ND6_NUM_ROUTERS            8
 #define LWIP_ND6_QUEUEING               1

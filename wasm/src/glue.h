@@ -19,7 +19,7 @@ struct tcp_pcb;
 
 /* An IPv4 or IPv6 socket address as the host writes and reads it. */
 struct tt_sockaddr {
-  uint8_t family; /* 4 or 6 */
+  uint8_t family; /* 4 or 6; 0 is the dual-stack wildcard */
   uint8_t zone;   /* IPv6 zone (netif index), 0 for none */
   uint16_t port;  /* host byte order */
   uint8_t addr[16];

@@ -21,7 +21,10 @@ void tt_assert_failed(const char *message, int line, const char *file) {
 u32_t sys_now(void) { return tt_host_now(); }
 
 void tt_sockaddr_to_ip(const struct tt_sockaddr *sa, ip_addr_t *ip) {
-  if (sa->family == 6) {
+  if (sa->family == 0) {
+    /* any address of either family: a dual-stack wildcard */
+    ip_addr_copy(*ip, *IP_ANY_TYPE);
+  } else if (sa->family == 6) {
     uint32_t w[4];
     memcpy(w, sa->addr, 16);
     IP_ADDR6(ip, w[0], w[1], w[2], w[3]);

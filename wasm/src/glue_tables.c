@@ -219,7 +219,11 @@ const ip4_addr_t *tt_hook_ip4_gateway(struct netif *netif, const ip4_addr_t *des
 int tt_hook_ip4_canforward(struct pbuf *p, u32_t dest_hostorder) {
   LWIP_UNUSED_ARG(p);
   LWIP_UNUSED_ARG(dest_hostorder);
-  return forwarding ? -1 : 0;
+  if (forwarding) return -1; /* lwIP's own checks decide */
+  /* Not ours and we do not route: lwIP would drop it uncounted. */
+  IP_STATS_INC(ip.rterr);
+  IP_STATS_INC(ip.drop);
+  return 0;
 }
 
 struct netif *tt_hook_ip6_route(const ip6_addr_t *src, const ip6_addr_t *dest) {
