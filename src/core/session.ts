@@ -101,7 +101,9 @@ export class WasmSession {
   }
 
   get dv(): DataView {
-    if (this.#dv.byteLength === 0) this.#refreshViews();
+    // Both views share one buffer; a detached buffer shows as a zero-length
+    // Uint8Array (reading a DataView's byteLength would throw instead).
+    if (this.#u8.byteLength === 0) this.#refreshViews();
     return this.#dv;
   }
 
@@ -202,7 +204,7 @@ export class WasmSession {
   /** A scratch buffer in wasm memory of at least n bytes (reused between calls). */
   scratch(n: number): number {
     if (n > this.#scratchSize) {
-      const size = Math.max(n, 65536, this.#scratchSize * 2);
+      const size = Math.max(n, 4096, this.#scratchSize * 2);
       const ptr = this.run((x) => {
         if (this.#scratch) x.tt_free(this.#scratch);
         return x.tt_malloc(size);

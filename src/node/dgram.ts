@@ -64,6 +64,8 @@ export class UdpSocket extends EventEmitter {
   }
 
   /** send(msg, port, address, cb?) or send(msg, offset, length, port, address, cb?) */
+  send(msg: Uint8Array | string, port: number, address?: string, cb?: SendCallback): void;
+  send(msg: Uint8Array | string, offset: number, length: number, port: number, address?: string, cb?: SendCallback): void;
   send(msg: Uint8Array | string, ...args: unknown[]): void {
     let cb: SendCallback | undefined;
     if (typeof args[args.length - 1] === 'function') cb = args.pop() as SendCallback;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Brings a checkout to a runnable state on Debian, installing only what is
+# missing: clang/lld 16 (apt), lwIP's source (Debian source package, pinned),
+# npm dependencies, then the wasm module and the TypeScript build.
+# Idempotent and quiet when there is nothing to do; `npm start` and `npm test`
+# run it first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm dependencies" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+fi
+bash wasm/build.sh >&2
+npx tsc -p tsconfig.json
