@@ -140,7 +140,7 @@ extern unsigned short tt_arp_max_age;
 #define LWIP_TCP_SACK_OUT               1
 #define LWIP_TCP_MAX_SACK_NUM           4
 #define LWIP_TCP_TIMESTAMPS             1
-#define TCP_LISTEN_BACKLOG              1
+#define TCP_LISTEN_BACKLOG              0 /* lwIP caps it at 255 (u8); SYNs beyond it would wait a full RTO */
 #define TCP_DEFAULT_LISTEN_BACKLOG      255
 #define LWIP_TCP_KEEPALIVE              1
 #define TCP_MAXRTX                      12
