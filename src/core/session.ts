@@ -68,6 +68,9 @@ export class WasmSession {
   #timer: unknown = null;
   #timerAt = Infinity;
   #sockaddrs: number;
+  /** lwIP's sys_now() during the current outermost call: read once per call,
+   * since lwIP asks many times per segment and the clock is not free. */
+  #now = 0;
   #scratch = 0;
   #scratchSize = 0;
 
@@ -119,6 +122,7 @@ export class WasmSession {
    */
   run<T>(body: (x: WasmExports) => T): T {
     if (this.#failed || this.#closed) throw stackClosedError(this.#failed ?? undefined);
+    if (this.#depth === 0) this.#now = Math.floor(this.clock.now()) >>> 0;
     this.#depth++;
     let result: T;
     let sleep = NO_TIMER;
@@ -275,7 +279,7 @@ export class WasmSession {
       this.#events.push(e);
     };
     return {
-      now: () => Math.floor(this.clock.now()) >>> 0,
+      now: () => this.#now,
       random: () => {
         const v = new Uint32Array(1);
         globalThis.crypto.getRandomValues(v);
