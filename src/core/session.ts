@@ -170,17 +170,40 @@ export class WasmSession {
 
   #armTimer(sleepMs: number): void {
     const at = this.clock.now() + sleepMs;
+    const keepAlive = this.#keepAlive;
     if (this.#timer !== null) {
-      if (this.#timerAt <= at) return; // the armed timer fires first and re-arms
+      // The armed timer fires first and re-arms, unless it must now (or no
+      // longer) keep the process alive.
+      if (this.#timerAt <= at && this.#timerKeepsAlive === keepAlive) return;
       this.clock.cancelTimer(this.#timer);
     }
-    this.#timerAt = at;
+    this.#timerAt = Math.min(at, this.#timerAt);
+    this.#timerKeepsAlive = keepAlive;
     this.#timer = this.clock.setTimer(() => {
       this.#timer = null;
       this.#timerAt = Infinity;
       if (this.alive) this.run(() => undefined);
-    }, sleepMs);
+    }, this.#timerAt - this.clock.now(), keepAlive);
   }
+
+  /**
+   * Whether the stack's timer keeps a Node process alive: true while its
+   * owner has open sockets that are not unref'd (as Node's own handles do),
+   * so retransmissions and handshakes in flight are not cut short by exit.
+   */
+  setKeepAlive(on: boolean): void {
+    if (this.#keepAlive === on) return;
+    this.#keepAlive = on;
+    if (this.#timer !== null && this.alive) {
+      const remaining = Math.max(0, this.#timerAt - this.clock.now());
+      this.clock.cancelTimer(this.#timer);
+      this.#timer = null;
+      this.#timerAt = Infinity;
+      this.#armTimer(remaining);
+    }
+  }
+  #keepAlive = false;
+  #timerKeepsAlive = false;
 
   #fail(err: Error): void {
     if (this.#failed) return;

@@ -123,6 +123,8 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
   #forwarding = false;
   #closed = false;
   #dirtyLinks = new Set<Interface>();
+  /** Open sockets and servers that keep the process alive (see ref()). */
+  #refs = new Set<object>();
 
   constructor(options: StackOptions = {}) {
     super();
@@ -145,6 +147,21 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Marks handle (a socket or server) as keeping the Node process alive while
+   * it is open, like Node's own handles; unref(handle) undoes it. The stack's
+   * timer is ref'd while any handle is.
+   */
+  ref(handle: object): void {
+    this.#refs.add(handle);
+    this.session.setKeepAlive(true);
+  }
+
+  unref(handle: object): void {
+    this.#refs.delete(handle);
+    if (this.#refs.size === 0) this.session.setKeepAlive(false);
   }
 
   #id(): number {
@@ -839,6 +856,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     this.#interfaces.clear();
     this.#listeners.clear();
     this.#udp.clear();
+    this.#refs.clear();
     this.session.close();
   }
 

@@ -50,6 +50,7 @@ export class UdpSocket extends EventEmitter {
     try {
       this.#ep.bind(address, port);
       this.#bound = true;
+      if (!this.#unrefd) this.#stack.ref(this);
     } catch (err) {
       process.nextTick(() => this.emit('error', err));
       return this;
@@ -91,10 +92,22 @@ export class UdpSocket extends EventEmitter {
   close(cb?: () => void): this {
     if (cb) this.once('close', cb);
     this.#stack.udpClose(this.#ep);
+    this.#stack.unref(this);
     process.nextTick(() => this.emit('close'));
     return this;
   }
 
-  ref(): this { return this; }
-  unref(): this { return this; }
+  /** As dgram.Socket: a bound socket keeps the process alive unless unref'd. */
+  ref(): this {
+    this.#unrefd = false;
+    if (this.#bound) this.#stack.ref(this);
+    return this;
+  }
+
+  unref(): this {
+    this.#unrefd = true;
+    this.#stack.unref(this);
+    return this;
+  }
+  #unrefd = false;
 }

@@ -57,6 +57,7 @@ export class TcpServer extends EventEmitter {
       return this;
     }
     this.#closing = false;
+    if (!this.#unrefd) this.#stack.ref(this);
     this.#listener.handler = {
       connection: (conn) => {
         const socket = new TcpSocket(this.#stack, this.#options);
@@ -88,6 +89,7 @@ export class TcpServer extends EventEmitter {
     }
     if (cb) this.once('close', cb);
     this.#stack.tcpUnlisten(this.#listener);
+    this.#stack.unref(this);
     this.#listener = null;
     this.#closing = true;
     this.#maybeClosed();
@@ -106,6 +108,17 @@ export class TcpServer extends EventEmitter {
     return this;
   }
 
-  ref(): this { return this; }
-  unref(): this { return this; }
+  /** As net.Server: a listening server keeps the process alive unless unref'd. */
+  ref(): this {
+    this.#unrefd = false;
+    if (this.#listener) this.#stack.ref(this);
+    return this;
+  }
+
+  unref(): this {
+    this.#unrefd = true;
+    this.#stack.unref(this);
+    return this;
+  }
+  #unrefd = false;
 }

@@ -54,7 +54,10 @@ export class TcpSocket extends Duplex {
     });
     this.#stack = stack;
     this.#connecting = true;
+    stack.ref(this);
+    this.once('close', () => stack.unref(this));
   }
+  #unrefd = false;
 
   /** Binds this socket to a connection (accepted or connecting). */
   _attach(conn: TcpConnection, connected: boolean): void {
@@ -156,8 +159,18 @@ export class TcpSocket extends Duplex {
     this.#idleTimer.unref?.();
   }
 
-  ref(): this { return this; }
-  unref(): this { return this; }
+  /** As net.Socket: an open socket keeps the process alive unless unref'd. */
+  ref(): this {
+    this.#unrefd = false;
+    if (!this.destroyed) this.#stack.ref(this);
+    return this;
+  }
+
+  unref(): this {
+    this.#unrefd = true;
+    this.#stack.unref(this);
+    return this;
+  }
 
   override _read(): void {
     if (this.#unacked > 0 && this.#conn) {

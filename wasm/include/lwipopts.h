@@ -35,15 +35,16 @@
 #define MEMP_NUM_TCP_SEG                65535
 #define MEMP_NUM_REASSDATA              64
 #define MEMP_NUM_FRAG_PBUF              256
-#define MEMP_NUM_ARP_QUEUE              256
-#define MEMP_NUM_ND6_QUEUE              256
+#define MEMP_NUM_ARP_QUEUE              4096
 #define MEMP_NUM_SYS_TIMEOUT            (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 8)
 
 /* ---- links ---- */
 #define LWIP_ARP                        1
 #define ARP_TABLE_SIZE                  256
 #define ARP_QUEUEING                    1
-#define ARP_QUEUE_LEN                   64
+/* Packets held per unresolved neighbour: a burst of connects to a new
+ * peer all wait on one ARP reply (Linux holds 101). */
+#define ARP_QUEUE_LEN                   1024
 #define ETHARP_SUPPORT_STATIC_ENTRIES   1
 #define ETHARP_TABLE_MATCH_NETIF        1
 /* Dynamic ARP entries age in ARP_TMR_INTERVAL (1 s) ticks; the limit is a
@@ -99,7 +100,7 @@ extern unsigned short tt_arp_max_age;
 #define LWIP_ND6_NUM_PREFIXES           16
 #define LWIP_ND6_NUM_ROUTERS            8
 #define LWIP_ND6_QUEUEING               1
-#define MEMP_NUM_ND6_QUEUE              256
+#define MEMP_NUM_ND6_QUEUE              1024 /* packets held during neighbour discovery, all neighbours */
 #define LWIP_ND6_ALLOW_RA_UPDATES       1
 #define LWIP_IPV6_DHCP6                 0
 #define LWIP_IPV6_SCOPES                1

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The real peers the device tests talk to, installed when missing (Debian):
+# the kernel's own tools (ip, ping, ss), curl, python3's http.server, netcat,
+# tcpdump (reads our pcap files) and busybox's udhcpd (a stock DHCP server).
+# Without root the device tests skip with a printed reason, so nothing is
+# installed then.
+set -euo pipefail
+
+[ "$(id -u)" = 0 ] || exit 0
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v ss >/dev/null || need+=(iproute2)
+command -v ping >/dev/null || need+=(iputils-ping)
+command -v curl >/dev/null || need+=(curl)
+command -v nc >/dev/null || need+=(netcat-openbsd)
+command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v busybox >/dev/null || need+=(busybox)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test-deps: installing ${need[*]}" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+fi
