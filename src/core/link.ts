@@ -31,7 +31,10 @@ export interface Link {
 export interface LinkCounters {
   framesSent: number;
   bytesSent: number;
+  /** Frames not delivered: the far end closed or not attached. */
   framesDropped: number;
+  /** Frames longer than the MTU allows, dropped as a real link would. */
+  framesOversize: number;
 }
 
 export const ETHERNET_HEADER = 14;
@@ -42,9 +45,12 @@ class CableEnd implements Link {
   peer!: CableEnd;
   receive: FrameReceiver | null = null;
   closed = false;
-  readonly counters: LinkCounters = { framesSent: 0, bytesSent: 0, framesDropped: 0 };
+  readonly counters: LinkCounters = { framesSent: 0, bytesSent: 0, framesDropped: 0, framesOversize: 0 };
+  readonly #maxFrame: number;
 
-  constructor(readonly medium: Medium, readonly mtu: number) {}
+  constructor(readonly medium: Medium, readonly mtu: number) {
+    this.#maxFrame = mtu + (medium === 'ethernet' ? ETHERNET_HEADER : 0);
+  }
 
   attach(receive: FrameReceiver): void {
     this.receive = receive;
@@ -54,6 +60,10 @@ class CableEnd implements Link {
     const to = this.peer;
     if (this.closed || to.closed || to.receive === null) {
       this.counters.framesDropped++;
+      return;
+    }
+    if (frame.length > this.#maxFrame) {
+      this.counters.framesOversize++;
       return;
     }
     this.counters.framesSent++;
