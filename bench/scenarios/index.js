@@ -1,0 +1,13 @@
+// The scenario registry: bench/run.js runs these in this order. A scenario is
+// a module whose default export is
+//   { name, title, description, run(ctx) }
+// where run() records figures through ctx.measure()/ctx.figure() (see
+// ../lib/report.js) and closes everything it opened. To add one (next: the
+// device scenario over TAP, the gateway against slirp4netns and pasta),
+// write bench/scenarios/<name>.js and list it here; filters, progress, the
+// table, the JSON and the chart come with it.
+import inprocess from './inprocess.js';
+import scale from './scale.js';
+import micro from './micro.js';
+
+export const scenarios = [inprocess, scale, micro];
