@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Brings a checkout to a runnable state on Debian, installing only what is
 # missing: clang/lld 16 (apt), lwIP's source (Debian source package, pinned),
-# npm dependencies, then the wasm module and the TypeScript build.
+# npm dependencies, then the wasm module, the native addon and the TypeScript build.
 # Idempotent and quiet when there is nothing to do; `npm start` and `npm test`
 # run it first.
 set -euo pipefail
@@ -12,4 +12,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 bash wasm/build.sh >&2
+native=native/build/Release/tcpip_native.node
+if [ ! -f "$native" ] || [ -n "$(find native/src native/binding.gyp -newer "$native" -print -quit)" ]; then
+  echo "setup: building the native addon" >&2
+  bash scripts/build-native.sh >&2
+fi
 npx tsc -p tsconfig.json

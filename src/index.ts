@@ -9,7 +9,15 @@ export { TcpSocket, type TcpSocketOptions } from './node/socket.js';
 export { TcpServer, type ListenOptions, type TcpServerOptions } from './node/server.js';
 export { UdpSocket, type RemoteInfo } from './node/dgram.js';
 export {
+  DeviceLink, openTap, openTun, openUnixDgram, openVmnet,
+  type DeviceLinkCounters, type TapOptions, type UnixDgramOptions, type VmnetLinkOptions,
+} from './node/links.js';
+export { StreamLink, type StreamLinkOptions, type StreamLinkCounters } from './node/stream-link.js';
+export { pcapFile } from './node/pcap.js';
+export { loadNative } from './node/native.js';
+export {
   Interface, createCable, createLoopback, ManualClock, realClock, errorCode, ERR, MIN_MTU, MAX_MTU,
   type StackOptions, type InterfaceOptions, type Route, type RouteOptions, type Neighbor, type StackStats,
   type InterfaceCounters, type Link, type Medium, type FrameReceiver, type CableOptions, type Clock, type SystemError,
+  capture, type PcapSink, type CaptureOptions,
 } from './core/index.js';

@@ -11,4 +11,5 @@ export { ManualClock, realClock, type Clock } from './clock.js';
 export { TcpConnection, TcpListener, type TcpHandler } from './tcp.js';
 export { UdpEndpoint } from './udp.js';
 export { setModuleSource, getModule } from './module.js';
+export { capture, type PcapSink, type CaptureOptions } from './capture.js';
 export { errorCode, ERR, type SystemError } from './errors.js';

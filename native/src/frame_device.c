@@ -1,0 +1,681 @@
+/* FrameDevice: moves frames between a non-blocking fd (TAP/TUN, datagram
+ * socket) and JavaScript, one frame per read()/write().
+ *
+ * Receive: on each readable wakeup, read into fixed slots until EAGAIN or the
+ * slots are full, then call onFrames(count) once. Polling is level-triggered,
+ * so a full batch is simply followed by another on the next loop turn.
+ * Transmit: write straight away; on EAGAIN copy the rest into a bounded FIFO
+ * drained on writable wakeups, so frame order is kept. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "util.h"
+
+#define TX_QUEUE_FRAMES 2048
+#define TX_QUEUE_BYTES ((size_t)64 << 20)
+#define RX_AREA_MAX ((size_t)1 << 30)
+
+static const napi_type_tag DEVICE_TAG = {0x7463706970747301ULL, 0x4672616d65446576ULL};
+
+typedef struct tx_frame {
+  uint8_t *data;
+  uint32_t len;
+} tx_frame;
+
+typedef struct device {
+  napi_env env;
+  napi_ref self; /* weak while idle; strong while polling or an error is pending */
+  bool self_strong;
+  napi_ref rx_buffer_ab, rx_lengths_ab; /* strong: keep rx/rx_len (owned by them) alive */
+  napi_async_context async;
+  uv_poll_t poll;
+  uv_timer_t timer; /* delivers an error raised inside write() on a later turn */
+  int handles_open;
+  /* Lets environment teardown (a worker ending) wait for our handles to close. */
+  napi_async_cleanup_hook_handle cleanup;
+  int fd;
+  int events; /* what poll is started with */
+  bool started, failed, closed, unreffed, error_reported;
+  /* An unconnected datagram socket (openUnixDgram without a peer): the first
+   * sender with an address becomes the peer, as gvproxy does for vfkit. */
+  bool learn_peer;
+  bool teardown;  /* the environment is going: no more N-API calls */
+  bool finalized; /* the wrapper's finalizer ran: the last close callback frees */
+  int deferred_err;
+  const char *deferred_syscall;
+
+  uint8_t *rx;
+  uint32_t *rx_len;
+  uint32_t slots, slot_size;
+
+  tx_frame *q;
+  uint32_t q_head, q_count;
+  size_t q_bytes;
+
+  uint64_t rx_frames, rx_bytes, rx_truncated, rx_errors;
+  uint64_t tx_frames, tx_bytes, tx_dropped, tx_errors;
+} device;
+
+static void on_poll(uv_poll_t *h, int status, int events);
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static void set_active(device *d) {
+  if (d->teardown) return;
+  bool want = !d->closed && !d->finalized && (d->events != 0 || d->deferred_err != 0);
+  if (want == d->self_strong) return;
+  uint32_t n;
+  if (want) napi_reference_ref(d->env, d->self, &n);
+  else napi_reference_unref(d->env, d->self, &n);
+  d->self_strong = want;
+}
+
+static int update_poll(device *d) {
+  int want = 0, rc = 0;
+  if (!d->closed && !d->failed) {
+    if (d->started) want |= UV_READABLE;
+    if (d->q_count) want |= UV_WRITABLE;
+  }
+  if (want != d->events) {
+    rc = want ? uv_poll_start(&d->poll, want, on_poll) : uv_poll_stop(&d->poll);
+    d->events = rc == 0 ? want : 0;
+    if (rc != 0) uv_poll_stop(&d->poll);
+  }
+  set_active(d);
+  return rc;
+}
+
+static void free_queue(device *d) {
+  for (uint32_t i = 0; i < d->q_count; i++) free(d->q[(d->q_head + i) % TX_QUEUE_FRAMES].data);
+  free(d->q);
+  d->q = NULL;
+  d->q_head = d->q_count = 0;
+  d->q_bytes = 0;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  device *d = h->data;
+  if (--d->handles_open > 0) return;
+  if (d->cleanup) {
+    napi_remove_async_cleanup_hook(d->cleanup);
+    d->cleanup = NULL;
+  }
+  if (d->finalized) free(d);
+}
+
+/* Stops everything without calling JS; safe from a finalizer. */
+static void shut(device *d) {
+  if (d->closed) return;
+  d->closed = true;
+  d->tx_dropped += d->q_count; /* queued, now never sent */
+  free_queue(d);
+  d->deferred_err = 0;
+  d->events = 0;
+  uv_close((uv_handle_t *)&d->poll, on_handle_closed); /* stops polling now, before the fd goes */
+  uv_close((uv_handle_t *)&d->timer, on_handle_closed);
+  close(d->fd);
+  d->fd = -1;
+  set_active(d);
+}
+
+/* Environment teardown with the device still open: close it; Node waits
+ * until on_handle_closed removes the hook. */
+static void on_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
+  device *d = arg;
+  d->teardown = true;
+  shut(d); /* a no-op if close() ran and its handles are still closing */
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  device *d = data;
+  d->finalized = true; /* no reference counting from here on */
+  shut(d);
+  napi_delete_reference(env, d->self);
+  napi_delete_reference(env, d->rx_buffer_ab);
+  napi_delete_reference(env, d->rx_lengths_ab);
+  napi_async_destroy(env, d->async);
+  if (d->handles_open == 0) free(d);
+}
+
+static void free_area(napi_env env, void *data, void *hint) {
+  free(data);
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static bool is_unconnected_dgram(int fd) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  struct sockaddr_storage peer;
+  socklen_t peer_len = sizeof peer;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_DGRAM) return false;
+  return getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0 && errno == ENOTCONN;
+}
+
+static bool fatal_errno(int err) {
+  switch (err) {
+  case EINTR:
+  case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+  case EWOULDBLOCK:
+#endif
+  case ENOMEM:
+  case ENOBUFS:
+  case EINVAL:   /* one malformed frame (TAP) */
+  case EMSGSIZE: /* one oversized datagram */
+  case EIO:      /* TAP interface down: frames are refused until it is up */
+    return false;
+  default:
+    return true;
+  }
+}
+
+static void deliver_error(device *d, napi_value error) {
+  napi_value self, fn;
+  if (error && napi_get_reference_value(d->env, d->self, &self) == napi_ok && self &&
+      get_hidden(d->env, self, addon_get_state(d->env)->sym_on_error, &fn))
+    call_js(d->env, d->async, self, fn, 1, &error);
+}
+
+static void deliver_sys_error(device *d, int err, const char *syscall) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(d->env, &scope) != napi_ok) return;
+  char what[96];
+  snprintf(what, sizeof what, "FrameDevice: %s on fd %d failed", syscall, d->fd);
+  deliver_error(d, make_sys_error(d->env, err, syscall, what));
+  napi_close_handle_scope(d->env, scope);
+}
+
+/* A fatal error: stop polling, give up queued frames, tell JS once. Called
+ * with now=false from inside write() (JS on the stack), so the report waits
+ * for the timer rather than re-entering the caller. */
+static void on_timer(uv_timer_t *t);
+
+static void fail(device *d, int err, const char *syscall, bool now) {
+  if (d->failed || d->closed) return;
+  d->failed = true;
+  d->tx_errors += d->q_count;
+  free_queue(d);
+  if (now) {
+    /* Deliver while still strongly held, then stop polling (unless onError closed us). */
+    d->error_reported = true;
+    deliver_sys_error(d, err, syscall);
+  } else {
+    d->deferred_err = err;
+    d->deferred_syscall = syscall;
+    uv_timer_start(&d->timer, on_timer, 0, 0);
+  }
+  if (!d->closed) update_poll(d);
+}
+
+static void on_timer(uv_timer_t *t) {
+  device *d = t->data;
+  int err = d->deferred_err;
+  if (d->closed || err == 0) return;
+  d->deferred_err = 0;
+  d->error_reported = true;
+  deliver_sys_error(d, err, d->deferred_syscall);
+  if (!d->closed) set_active(d);
+}
+
+/* ---- receive ----------------------------------------------------------- */
+
+static bool rx_attached(device *d) {
+  napi_value ab;
+  bool detached = true;
+  if (napi_get_reference_value(d->env, d->rx_buffer_ab, &ab) != napi_ok || !ab ||
+      napi_is_detached_arraybuffer(d->env, ab, &detached) != napi_ok || detached)
+    return false;
+  if (napi_get_reference_value(d->env, d->rx_lengths_ab, &ab) != napi_ok || !ab ||
+      napi_is_detached_arraybuffer(d->env, ab, &detached) != napi_ok || detached)
+    return false;
+  return true;
+}
+
+static void receive(device *d) {
+  napi_env env = d->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (!rx_attached(d)) {
+    /* Someone transferred the receive area away: writing into it is no longer ours to do. */
+    d->failed = true;
+    d->tx_errors += d->q_count;
+    free_queue(d);
+    d->error_reported = true;
+    deliver_error(d, make_coded_error(env, "ERR_INVALID_STATE", "FrameDevice: rxBuffer or rxLengths was detached; receiving stopped"));
+    napi_close_handle_scope(env, scope);
+    if (!d->closed) update_poll(d);
+    return;
+  }
+  uint32_t n = 0;
+  int err = 0;
+  uint8_t spill;
+  while (n < d->slots) {
+    /* One spare byte tells a frame that filled the slot from one cut short. */
+    struct iovec iov[2] = {{d->rx + (size_t)n * d->slot_size, d->slot_size}, {&spill, 1}};
+    ssize_t r;
+    if (d->learn_peer) {
+      struct sockaddr_storage from;
+      struct msghdr msg = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = iov, .msg_iovlen = 2};
+      r = recvmsg(d->fd, &msg, 0);
+      if (r >= 0 && msg.msg_namelen > sizeof(sa_family_t) &&
+          connect(d->fd, (struct sockaddr *)&from, msg.msg_namelen) == 0)
+        d->learn_peer = false;
+    } else {
+      r = readv(d->fd, iov, 2);
+    }
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      d->rx_errors++;
+      if (fatal_errno(errno)) err = errno;
+      break;
+    }
+    if ((size_t)r > d->slot_size) {
+      d->rx_truncated++;
+      continue;
+    }
+    d->rx_len[n++] = (uint32_t)r;
+    d->rx_frames++;
+    d->rx_bytes += (uint64_t)r;
+  }
+  if (n > 0) {
+    napi_value self, fn, count;
+    if (napi_get_reference_value(env, d->self, &self) == napi_ok && self &&
+        get_hidden(env, self, addon_get_state(env)->sym_on_frames, &fn) &&
+        napi_create_uint32(env, n, &count) == napi_ok)
+      call_js(env, d->async, self, fn, 1, &count);
+  }
+  napi_close_handle_scope(env, scope);
+  if (err) fail(d, err, "read", true);
+}
+
+/* ---- transmit ---------------------------------------------------------- */
+
+static bool enqueue(device *d, const uint8_t *p, uint32_t len) {
+  if (d->q_count >= TX_QUEUE_FRAMES || d->q_bytes + len > TX_QUEUE_BYTES) return false;
+  if (!d->q && !(d->q = malloc(sizeof(tx_frame) * TX_QUEUE_FRAMES))) return false;
+  uint8_t *copy = malloc(len ? len : 1);
+  if (!copy) return false;
+  memcpy(copy, p, len);
+  tx_frame *f = &d->q[(d->q_head + d->q_count) % TX_QUEUE_FRAMES];
+  f->data = copy;
+  f->len = len;
+  d->q_count++;
+  d->q_bytes += len;
+  return true;
+}
+
+static void dequeue(device *d) {
+  tx_frame *f = &d->q[d->q_head];
+  d->q_bytes -= f->len;
+  free(f->data);
+  d->q_head = (d->q_head + 1) % TX_QUEUE_FRAMES;
+  d->q_count--;
+}
+
+/* Outcome of writing one frame: sent (1), retry later (0), failed (-1). */
+static int send_one(device *d, const uint8_t *p, uint32_t len, int *fatal) {
+  for (;;) {
+    ssize_t r = write(d->fd, p, len);
+    if (r >= 0) {
+      if ((size_t)r != len) { /* a TAP or a datagram socket never splits a frame */
+        d->tx_errors++;
+        return -1;
+      }
+      d->tx_frames++;
+      d->tx_bytes += len;
+      return 1;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    if (d->learn_peer && (errno == ENOTCONN || errno == EDESTADDRREQ)) {
+      d->tx_dropped++; /* nobody has spoken to us yet: no one to send to */
+      return -1;
+    }
+    d->tx_errors++;
+    if (fatal_errno(errno)) *fatal = errno;
+    return -1;
+  }
+}
+
+static void drain(device *d) {
+  int fatal = 0;
+  while (d->q_count) {
+    tx_frame *f = &d->q[d->q_head];
+    if (send_one(d, f->data, f->len, &fatal) == 0) break;
+    dequeue(d);
+    if (fatal) {
+      fail(d, fatal, "write", true);
+      return;
+    }
+  }
+  update_poll(d);
+}
+
+/* libuv turns POLLERR into a bare EBADF; ask the fd what happened. Neither
+ * probe consumes a frame. */
+static int probe_error(int fd, const char **syscall) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0) {
+    *syscall = "getsockopt";
+    return err;
+  }
+  uint8_t none;
+  if (errno == ENOTSOCK && read(fd, &none, 0) < 0) { /* a TUN/TAP whose device is gone: EBADFD */
+    *syscall = "read";
+    return errno;
+  }
+  return 0;
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  device *d = h->data;
+  if (d->closed || d->failed) return;
+  if (status < 0) { /* POLLERR; libuv has already stopped the handle */
+    const char *syscall = "poll";
+    int err = probe_error(d->fd, &syscall);
+    fail(d, err ? err : -status, syscall, true);
+    return;
+  }
+  if (events & UV_WRITABLE) {
+    drain(d);
+    if (d->closed || d->failed) return;
+  }
+  if ((events & UV_READABLE) && d->started) receive(d);
+}
+
+/* ---- JS methods -------------------------------------------------------- */
+
+static device *unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
+  napi_value self;
+  bool ok = false;
+  device *d = NULL;
+  if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok) return NULL;
+  if (napi_check_object_type_tag(env, self, &DEVICE_TAG, &ok) != napi_ok || !ok ||
+      napi_unwrap(env, self, (void **)&d) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_THIS", "Value of \"this\" must be a FrameDevice");
+    return NULL;
+  }
+  return d;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u = NULL;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static napi_value js_start(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  device *d = unwrap_this(env, info, &argc, NULL);
+  if (!d) return NULL;
+  if (d->closed) {
+    throw_coded_error(env, "ERR_DEVICE_CLOSED", "FrameDevice is closed");
+    return NULL;
+  }
+  d->started = true;
+  int rc = update_poll(d);
+  if (rc != 0) {
+    d->started = false;
+    throw_sys_error(env, -rc, "uv_poll_start", "FrameDevice: cannot poll its fd");
+    return NULL;
+  }
+  return undefined(env);
+}
+
+static napi_value js_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  device *d = unwrap_this(env, info, &argc, NULL);
+  if (!d) return NULL;
+  d->started = false;
+  if (!d->closed) update_poll(d);
+  return undefined(env);
+}
+
+/* write(buffer, lengths, count) -> frames sent or queued */
+static napi_value js_write(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  device *d = unwrap_this(env, info, &argc, argv);
+  if (!d) return NULL;
+  uint8_t *buf;
+  uint32_t *lengths, count;
+  size_t buf_len, n_lengths;
+  if (argc < 3) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "write(buffer, lengths, count) takes three arguments");
+    return NULL;
+  }
+  if (!get_u8_array(env, argv[0], "buffer", &buf, &buf_len) ||
+      !get_u32_array(env, argv[1], "lengths", &lengths, &n_lengths) ||
+      !get_uint32(env, argv[2], "count", &count))
+    return NULL;
+  if (count > n_lengths) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "write: count is larger than lengths.length");
+    return NULL;
+  }
+  size_t total = 0;
+  for (uint32_t i = 0; i < count; i++) total += lengths[i];
+  if (total > buf_len) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "write: the lengths add up to more than buffer.length");
+    return NULL;
+  }
+
+  uint32_t done = 0, i = 0;
+  size_t off = 0;
+  napi_value result;
+  if (d->closed) goto out;
+  if (d->failed) {
+    d->tx_errors += count;
+    goto out;
+  }
+  if (d->q_count == 0) {
+    int fatal = 0;
+    for (; i < count; off += lengths[i], i++) {
+      int r = send_one(d, buf + off, lengths[i], &fatal);
+      if (r == 0) break;
+      if (r == 1) done++;
+      if (fatal) {
+        d->tx_errors += count - i - 1;
+        fail(d, fatal, "write", false);
+        goto out;
+      }
+    }
+  }
+  if (i < count) {
+    for (; i < count; off += lengths[i], i++) {
+      if (enqueue(d, buf + off, lengths[i])) done++;
+      else d->tx_dropped++;
+    }
+    update_poll(d);
+  }
+out:
+  NAPI_CALL(env, napi_create_uint32(env, done, &result));
+  return result;
+}
+
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  device *d = unwrap_this(env, info, &argc, NULL);
+  if (!d) return NULL;
+  napi_value o;
+  NAPI_CALL(env, napi_create_object(env, &o));
+  if (!set_double(env, o, "rxFrames", (double)d->rx_frames) || !set_double(env, o, "rxBytes", (double)d->rx_bytes) ||
+      !set_double(env, o, "rxTruncated", (double)d->rx_truncated) ||
+      !set_double(env, o, "rxErrors", (double)d->rx_errors) || !set_double(env, o, "txFrames", (double)d->tx_frames) ||
+      !set_double(env, o, "txBytes", (double)d->tx_bytes) || !set_double(env, o, "txQueued", (double)d->q_count) ||
+      !set_double(env, o, "txDropped", (double)d->tx_dropped) || !set_double(env, o, "txErrors", (double)d->tx_errors))
+    return NULL;
+  return o;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  device *d = unwrap_this(env, info, &argc, NULL);
+  if (!d) return NULL;
+  shut(d);
+  return undefined(env);
+}
+
+static napi_value set_ref(napi_env env, napi_callback_info info, bool ref) {
+  size_t argc = 0;
+  device *d = unwrap_this(env, info, &argc, NULL);
+  if (!d) return NULL;
+  d->unreffed = !ref;
+  if (!d->closed) {
+    if (ref) {
+      uv_ref((uv_handle_t *)&d->poll);
+      uv_ref((uv_handle_t *)&d->timer);
+    } else {
+      uv_unref((uv_handle_t *)&d->poll);
+      uv_unref((uv_handle_t *)&d->timer);
+    }
+  }
+  return undefined(env);
+}
+
+static napi_value js_ref(napi_env env, napi_callback_info info) {
+  return set_ref(env, info, true);
+}
+
+static napi_value js_unref(napi_env env, napi_callback_info info) {
+  return set_ref(env, info, false);
+}
+
+/* new FrameDevice(fd, rxSlots, slotSize, onFrames, onError). The fd is the
+ * device's once the constructor returns; if it throws, it stays the caller's. */
+static napi_value js_new(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], self, new_target;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+  NAPI_CALL(env, napi_get_new_target(env, info, &new_target));
+  if (!new_target) {
+    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "Class constructor FrameDevice cannot be invoked without 'new'");
+    return NULL;
+  }
+  uint32_t fd, slots, slot_size;
+  if (argc < 5) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "new FrameDevice(fd, rxSlots, slotSize, onFrames, onError) takes five arguments");
+    return NULL;
+  }
+  if (!get_uint32(env, argv[0], "fd", &fd) || !get_uint32(env, argv[1], "rxSlots", &slots) ||
+      !get_uint32(env, argv[2], "slotSize", &slot_size) || !get_function(env, argv[3], "onFrames") ||
+      !get_function(env, argv[4], "onError"))
+    return NULL;
+  if (fd > INT_MAX || slots == 0 || slot_size == 0 || (uint64_t)slots * slot_size > RX_AREA_MAX) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "FrameDevice: fd, rxSlots or slotSize is out of range");
+    return NULL;
+  }
+
+  uv_loop_t *loop;
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
+  device *d = calloc(1, sizeof *d);
+  uint8_t *rx = malloc((size_t)slots * slot_size);
+  uint32_t *rx_len = calloc(slots, sizeof(uint32_t));
+  if (!d || !rx || !rx_len) {
+    free(d);
+    free(rx);
+    free(rx_len);
+    napi_throw_error(env, "ENOMEM", "FrameDevice: cannot allocate the receive area");
+    return NULL;
+  }
+  d->env = env;
+  d->fd = (int)fd;
+  d->learn_peer = is_unconnected_dgram((int)fd);
+  d->slots = slots;
+  d->slot_size = slot_size;
+  d->rx = rx;
+  d->rx_len = rx_len;
+
+  /* The receive area belongs to its ArrayBuffers (freed with them), so a JS
+   * reference that outlives the device never dangles. */
+  napi_value rx_ab, len_ab, lengths;
+  if (napi_create_external_arraybuffer(env, rx, (size_t)slots * slot_size, free_area, NULL, &rx_ab) != napi_ok) {
+    free(rx);
+    free(rx_len);
+    free(d);
+    throw_napi_failure(env, "creating rxBuffer");
+    return NULL;
+  }
+  if (napi_create_external_arraybuffer(env, rx_len, (size_t)slots * sizeof(uint32_t), free_area, NULL, &len_ab) != napi_ok) {
+    free(rx_len);
+    free(d);
+    throw_napi_failure(env, "creating rxLengths");
+    return NULL;
+  }
+  addon_state *st = addon_get_state(env);
+  napi_property_descriptor props[] = {
+      {"rxBuffer", NULL, NULL, NULL, NULL, rx_ab, napi_enumerable, NULL},
+      {"rxLengths", NULL, NULL, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_create_typedarray(env, napi_uint32_array, slots, len_ab, 0, &lengths) != napi_ok ||
+      (props[1].value = lengths, napi_define_properties(env, self, 2, props)) != napi_ok ||
+      !set_hidden(env, self, st->sym_on_frames, argv[3]) || !set_hidden(env, self, st->sym_on_error, argv[4]) ||
+      napi_create_reference(env, rx_ab, 1, &d->rx_buffer_ab) != napi_ok ||
+      napi_create_reference(env, len_ab, 1, &d->rx_lengths_ab) != napi_ok) {
+    if (d->rx_buffer_ab) napi_delete_reference(env, d->rx_buffer_ab);
+    free(d);
+    throw_napi_failure(env, "setting up FrameDevice");
+    return NULL;
+  }
+
+  int rc = uv_poll_init(loop, &d->poll, d->fd);
+  if (rc != 0) {
+    napi_delete_reference(env, d->rx_buffer_ab);
+    napi_delete_reference(env, d->rx_lengths_ab);
+    free(d);
+    char what[64];
+    snprintf(what, sizeof what, "FrameDevice: cannot poll fd %u", fd);
+    throw_sys_error(env, -rc, "uv_poll_init", what);
+    return NULL;
+  }
+  uv_timer_init(loop, &d->timer);
+  d->poll.data = d->timer.data = d;
+  d->handles_open = 2;
+
+  napi_value resource, name;
+  if (napi_wrap(env, self, d, finalize, NULL, NULL) != napi_ok) {
+    napi_delete_reference(env, d->rx_buffer_ab);
+    napi_delete_reference(env, d->rx_lengths_ab);
+    d->finalized = true;
+    d->closed = true; /* the fd stays the caller's */
+    uv_close((uv_handle_t *)&d->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&d->timer, on_handle_closed);
+    throw_napi_failure(env, "napi_wrap");
+    return NULL;
+  }
+  /* From here on the finalizer owns d and the fd. */
+  NAPI_CALL(env, napi_add_async_cleanup_hook(env, on_teardown, d, &d->cleanup));
+  NAPI_CALL(env, napi_type_tag_object(env, self, &DEVICE_TAG));
+  NAPI_CALL(env, napi_create_reference(env, self, 0, &d->self));
+  /* A separate resource object: async contexts hold theirs strongly. */
+  NAPI_CALL(env, napi_create_object(env, &resource));
+  NAPI_CALL(env, napi_create_string_utf8(env, "tcpip.FrameDevice", NAPI_AUTO_LENGTH, &name));
+  NAPI_CALL(env, napi_async_init(env, resource, name, &d->async));
+  return self;
+}
+
+napi_value frame_device_init(napi_env env, napi_value exports) {
+  napi_property_descriptor methods[] = {
+      {"start", NULL, js_start, NULL, NULL, NULL, napi_default_method, NULL},
+      {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default_method, NULL},
+      {"write", NULL, js_write, NULL, NULL, NULL, napi_default_method, NULL},
+      {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default_method, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_default_method, NULL},
+      {"ref", NULL, js_ref, NULL, NULL, NULL, napi_default_method, NULL},
+      {"unref", NULL, js_unref, NULL, NULL, NULL, napi_default_method, NULL},
+  };
+  napi_value cls;
+  NAPI_CALL(env, napi_define_class(env, "FrameDevice", NAPI_AUTO_LENGTH, js_new, NULL,
+                                   sizeof methods / sizeof methods[0], methods, &cls));
+  NAPI_CALL(env, napi_set_named_property(env, exports, "FrameDevice", cls));
+  return exports;
+}

@@ -1,0 +1,493 @@
+/**
+ * The native device addon (`native/`, N-API, C): opens TAP/TUN devices and
+ * unix datagram sockets, and moves frames between them and JavaScript in
+ * batches; on macOS it also drives vmnet.framework. This file finds and loads
+ * it and checks every argument before the addon sees it.
+ *
+ * Frames move through fixed slots shared with the addon, without a copy or an
+ * allocation per frame:
+ * - receive: the addon fills `rxBuffer` (slot i at byte i * slotSize) and
+ *   `rxLengths[i]`, then calls `onFrames(count)` once per batch. The slots are
+ *   reused as soon as onFrames returns, so copy what you keep.
+ * - transmit: `write(buffer, lengths, count)` takes `count` frames laid back
+ *   to back in `buffer` (frame i starts at the sum of the lengths before it).
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { types } from 'node:util';
+import { invalidOption } from '../core/errors.js';
+
+/** The addon, as loadNative() returns it. */
+export interface NativeAddon {
+  /**
+   * Opens /dev/net/tun as a TAP (`tun: false`: Ethernet frames) or TUN
+   * (`tun: true`: bare IP packets) device without packet-info headers,
+   * non-blocking and close-on-exec. `name` creates or attaches that device
+   * ('' or absent: the kernel picks tapN/tunN; the name used is returned).
+   * With `netns` (a path: /run/netns/NAME, /proc/PID/ns/net) the device is
+   * created and configured inside that network namespace while the fd keeps
+   * working from this one. `mtu` sets its MTU, `up: true` brings it up.
+   * Throws an Error with `code` (ENOENT, EPERM, EBUSY, ...) naming what failed.
+   * Linux only (ERR_NOT_SUPPORTED elsewhere).
+   */
+  openTap(options: TapOptions): { fd: number; name: string };
+  /**
+   * An AF_UNIX datagram socket, one frame per datagram (vfkit's
+   * unixSocketPath, qemu's -netdev dgram), non-blocking, with 4 MiB socket
+   * buffers, bound to `path` if given and connected to `peer` (which must
+   * already exist) if given; without `peer` the first sender becomes the
+   * peer. The caller unlinks `path` when done.
+   */
+  openUnixDgram(options: UnixDgramOptions): { fd: number };
+  /** Two connected unix datagram sockets (socketpair), for tests and for handing one end to a child process. */
+  openUnixDgramPair(): { fds: [number, number] };
+  /** Moves frames for a file descriptor; see FrameDevice. */
+  FrameDevice: FrameDeviceConstructor;
+  /** vmnet.framework interfaces; present on macOS only. */
+  VmnetInterface?: VmnetInterfaceConstructor;
+}
+
+export interface TapOptions {
+  /** Device name, at most 15 bytes; '' or absent lets the kernel choose. */
+  name?: string;
+  /** true: TUN (IP packets); false: TAP (Ethernet frames). */
+  tun: boolean;
+  /** Network namespace to create the device in, as a path. */
+  netns?: string;
+  /** MTU to set, 68–65535. */
+  mtu?: number;
+  /** Bring the device up. */
+  up?: boolean;
+}
+
+export interface UnixDgramOptions {
+  /** Path to bind to (so the peer can send to us); absent: unbound. */
+  path?: string;
+  /**
+   * Path of the peer's bound socket to connect to. Absent: the socket waits
+   * unconnected at `path`, and the first sender becomes the peer (the
+   * gvproxy side of vfkit's unixSocketPath); frames sent before that are
+   * counted as txDropped.
+   */
+  peer?: string;
+}
+
+/** Counters since the device was created. `txQueued` is the current queue length. */
+export interface FrameDeviceStats {
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames longer than a slot, dropped. */
+  rxTruncated: number;
+  rxErrors: number;
+  txFrames: number;
+  txBytes: number;
+  /** Frames waiting in the native queue for the fd to become writable. */
+  txQueued: number;
+  /** Frames dropped because the native queue was full (or still queued at close). */
+  txDropped: number;
+  /** Frames the kernel refused, or not sent because the device failed. */
+  txErrors: number;
+}
+
+/** Errors passed to onError or thrown: `code` is an errno name (ENOENT), an ERR_ code or a VMNET_ status. */
+export interface NativeError extends Error {
+  code: string;
+  errno?: number;
+  syscall?: string;
+}
+
+export type FramesCallback = (count: number) => void;
+export type NativeErrorCallback = (error: NativeError) => void;
+
+/**
+ * `new FrameDevice(fd, rxSlots, slotSize, onFrames, onError)` owns `fd` once
+ * constructed (if the constructor throws, the fd stays the caller's).
+ * - `start()` polls for input; each wakeup reads up to rxSlots frames (one
+ *   read() each) and calls onFrames(count) once. A full batch continues on
+ *   the next loop turn. Frames longer than slotSize are counted in
+ *   rxTruncated and dropped.
+ * - `write()` sends each frame with one write(); when the fd would block, the
+ *   rest are copied into a native queue (2048 frames / 64 MiB) and sent in
+ *   order as it drains; beyond that they are dropped (txDropped). Returns the
+ *   number of frames sent or queued.
+ * - A fatal error (device deleted, fd broken, peer gone) stops the device and
+ *   calls onError once, never synchronously from write(). An exception thrown
+ *   by onFrames or onError is an uncaught exception, as in any Node callback.
+ * - While started (or draining its queue) the device keeps the event loop
+ *   and itself alive; `unref()` lets the process exit anyway.
+ * - `close()` stops and closes the fd; it is idempotent, and write() then
+ *   returns 0 without counting.
+ */
+export interface FrameDevice {
+  readonly rxBuffer: ArrayBuffer;
+  readonly rxLengths: Uint32Array;
+  start(): void;
+  stop(): void;
+  write(buffer: Uint8Array, lengths: Uint32Array, count: number): number;
+  stats(): FrameDeviceStats;
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+/** A FrameDevice instance (the name links.ts uses). */
+export type FrameDeviceHandle = FrameDevice;
+
+export interface FrameDeviceConstructor {
+  new (fd: number, rxSlots: number, slotSize: number, onFrames: FramesCallback, onError: NativeErrorCallback): FrameDevice;
+}
+
+export type VmnetMode = 'shared' | 'host' | 'bridged';
+
+export interface VmnetOptions {
+  mode: VmnetMode;
+  /** The host interface to bridge to (mode 'bridged' only), e.g. 'en0'. */
+  bridgedInterface?: string;
+  /** Receive slots, 1–200 (vmnet's per-read limit); default 64. Each is maxPacketSize bytes. */
+  rxSlots?: number;
+  onFrames: FramesCallback;
+  onError: NativeErrorCallback;
+}
+
+/**
+ * A vmnet.framework interface. `start()` resolves once vmnet has started it;
+ * then `mac` (the address the guest side should use), `mtu`,
+ * `maxPacketSize`, `rxBuffer` and `rxLengths` are set. Frames arrive through
+ * onFrames as with FrameDevice. `write()` hands frames to vmnet_write, which
+ * has no back-pressure signal: frames it does not take are counted in
+ * txDropped. Needs root or the com.apple.vm.networking entitlement.
+ */
+export interface VmnetInterface {
+  readonly mac?: string;
+  readonly mtu?: number;
+  readonly maxPacketSize?: number;
+  readonly rxBuffer?: ArrayBuffer;
+  readonly rxLengths?: Uint32Array;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  write(buffer: Uint8Array, lengths: Uint32Array, count: number): number;
+  stats(): FrameDeviceStats;
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+/** A VmnetInterface instance. */
+export type VmnetInterfaceHandle = VmnetInterface;
+
+export interface VmnetInterfaceConstructor {
+  new (options: VmnetOptions): VmnetInterface;
+}
+
+// The classes below carry the public names; these aliases name the shapes inside them.
+type FrameDeviceShape = FrameDevice;
+type VmnetShape = VmnetInterface;
+
+/** What the .node file itself exports (openTap is absent off Linux). */
+type RawAddon = Omit<NativeAddon, 'openTap'> & { openTap?: NativeAddon['openTap'] };
+
+// ---- locating and loading ----------------------------------------------------
+
+/** src/node/native.ts and dist/node/native.js both sit two levels below the package root. */
+const PACKAGE_ROOT = new URL('../../', import.meta.url);
+export const NATIVE_BUILD_PATH = fileURLToPath(new URL('native/build/Release/tcpip_native.node', PACKAGE_ROOT));
+
+function prebuiltPaths(): string[] {
+  const dir = new URL(`prebuilds/${process.platform}-${process.arch}/`, PACKAGE_ROOT);
+  return [fileURLToPath(new URL('tcpip-ts.node', dir)), fileURLToPath(new URL('node.napi.node', dir))];
+}
+
+const requireNative = createRequire(import.meta.url);
+const loaded = new Map<string, NativeAddon>();
+
+/**
+ * Loads the addon, in this order: `explicitPath` (or the TCPIP_TS_NATIVE
+ * environment variable), the local build (native/build/Release), a prebuilt
+ * binary (prebuilds/<platform>-<arch>/tcpip-ts.node or node.napi.node). A
+ * file that exists but does not load is an error, not a reason to try the
+ * next. Loaded addons are cached by path.
+ */
+export function loadNative(explicitPath?: string): NativeAddon {
+  if (explicitPath !== undefined && (typeof explicitPath !== 'string' || explicitPath === '')) {
+    throw invalidOption('explicitPath', 'a non-empty string', explicitPath);
+  }
+  const explicit = explicitPath ?? (process.env.TCPIP_TS_NATIVE || undefined);
+  if (explicit !== undefined) return loadFrom(explicit, 'the explicit path');
+  const candidates = [NATIVE_BUILD_PATH, ...prebuiltPaths()];
+  for (const path of candidates) {
+    if (existsSync(path)) return loadFrom(path, path === NATIVE_BUILD_PATH ? 'the local build' : 'the prebuilt binary');
+  }
+  const err = new Error(
+    `tcpip-ts: the native addon is not built (looked for ${candidates.join(', ')}). ` +
+      'Build it with "npm run build:native" (needs python3, make and a C compiler), ' +
+      'or point TCPIP_TS_NATIVE at a tcpip_native.node file.',
+  ) as NativeError;
+  err.code = 'ERR_NATIVE_NOT_BUILT';
+  throw err;
+}
+
+function loadFrom(path: string, what: string): NativeAddon {
+  const cached = loaded.get(path);
+  if (cached) return cached;
+  let raw: RawAddon;
+  try {
+    raw = requireNative(path) as RawAddon;
+  } catch (cause) {
+    const err = new Error(
+      `tcpip-ts: cannot load the native addon from ${what} ${path}: ${(cause as Error).message}. ` +
+        'Rebuild it with "npm run build:native".',
+      { cause },
+    ) as NativeError;
+    err.code = 'ERR_NATIVE_LOAD_FAILED';
+    throw err;
+  }
+  const addon = checked(raw);
+  loaded.set(path, addon);
+  return addon;
+}
+
+// ---- argument checks ---------------------------------------------------------
+
+/** The kernel's limit (IFNAMSIZ - 1). */
+const IFNAME_MAX = 15;
+/** sun_path holds 108 bytes on Linux, 104 on macOS, including the NUL. */
+const SUN_PATH_MAX = process.platform === 'linux' ? 107 : 103;
+const PATH_MAX = 4095;
+const MAX_RX_SLOTS = 65536;
+const MAX_SLOT_SIZE = 1 << 20;
+/** The addon's own cap on one device's receive area. */
+const MAX_RX_AREA = 1 << 30;
+const VMNET_MAX_SLOTS = 200;
+
+function rangeError(message: string): RangeError & { code: string } {
+  const err = new RangeError(message) as RangeError & { code: string };
+  err.code = 'ERR_OUT_OF_RANGE';
+  return err;
+}
+
+function argumentError(name: string, expected: string, value: unknown): TypeError & { code: string } {
+  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(value)}`) as TypeError & { code: string };
+  err.code = 'ERR_INVALID_ARG_TYPE';
+  return err;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'string') return `'${value}'`;
+  if (value === null || typeof value !== 'object') return String(value);
+  return `an instance of ${value.constructor?.name ?? 'Object'}`;
+}
+
+function checkInteger(name: string, value: unknown, min: number, max: number, option = false): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const expected = `an integer from ${min} to ${max}`;
+    throw option ? invalidOption(name, expected, value) : argumentError(name, expected, value);
+  }
+}
+
+function checkFunction(name: string, value: unknown, option = false): asserts value is (...args: never[]) => unknown {
+  if (typeof value !== 'function') throw option ? invalidOption(name, 'a function', value) : argumentError(name, 'a function', value);
+}
+
+function checkOptions(value: unknown): asserts value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') throw argumentError('options', 'an object', value);
+}
+
+/** A path for a system call: non-empty, no NUL, at most `max` bytes. */
+function checkPath(name: string, value: unknown, max: number): asserts value is string {
+  if (typeof value !== 'string' || value === '' || value.includes('\0') || Buffer.byteLength(value) > max) {
+    throw invalidOption(name, `a non-empty path of at most ${max} bytes without NUL characters`, value);
+  }
+}
+
+function checkInterfaceName(value: unknown): asserts value is string | undefined {
+  if (value === undefined || value === '') return;
+  // What the kernel's dev_valid_name() accepts.
+  if (typeof value !== 'string' || Buffer.byteLength(value) > IFNAME_MAX || value === '.' || value === '..' || /[/:\s\0]/.test(value)) {
+    throw invalidOption('name', `an interface name of at most ${IFNAME_MAX} bytes without '/', ':' or whitespace`, value);
+  }
+}
+
+function checkTapOptions(options: unknown): asserts options is TapOptions {
+  checkOptions(options);
+  checkInterfaceName(options.name);
+  if (typeof options.tun !== 'boolean') throw invalidOption('tun', 'a boolean', options.tun);
+  if (options.netns !== undefined) {
+    checkPath('netns', options.netns, PATH_MAX);
+    if (!options.netns.startsWith('/')) throw invalidOption('netns', 'an absolute path (/run/netns/NAME, /proc/PID/ns/net)', options.netns);
+  }
+  if (options.mtu !== undefined) checkInteger('mtu', options.mtu, 68, 65535, true);
+  if (options.up !== undefined && typeof options.up !== 'boolean') throw invalidOption('up', 'a boolean', options.up);
+}
+
+function checkUnixDgramOptions(options: unknown): asserts options is UnixDgramOptions {
+  checkOptions(options);
+  if (options.path !== undefined) checkPath('path', options.path, SUN_PATH_MAX);
+  if (options.peer !== undefined) checkPath('peer', options.peer, SUN_PATH_MAX);
+  if (options.path === undefined && options.peer === undefined) throw invalidOption('peer', 'a socket path (or give path, to wait for a peer)', options.peer);
+}
+
+/** Frames laid back to back: the lengths must fit the buffer. */
+function checkFrames(buffer: unknown, lengths: unknown, count: unknown): void {
+  if (!types.isUint8Array(buffer)) throw argumentError('buffer', 'a Uint8Array', buffer);
+  if (!types.isUint32Array(lengths)) throw argumentError('lengths', 'a Uint32Array', lengths);
+  checkInteger('count', count, 0, lengths.length);
+  let total = 0;
+  for (let i = 0; i < count; i++) total += lengths[i];
+  if (total > buffer.length) throw rangeError(`The frames' lengths add up to ${total} bytes, more than the buffer's ${buffer.length}`);
+}
+
+function notSupported(what: string): NativeError {
+  const err = new Error(`tcpip-ts: ${what} is not supported on ${process.platform}`) as NativeError;
+  err.code = 'ERR_NOT_SUPPORTED';
+  return err;
+}
+
+// ---- the checked face --------------------------------------------------------
+
+function checked(raw: RawAddon): NativeAddon {
+  const NativeFrameDevice = raw.FrameDevice;
+
+  class FrameDevice implements FrameDeviceShape {
+    readonly #device: FrameDeviceShape;
+
+    constructor(fd: number, rxSlots: number, slotSize: number, onFrames: FramesCallback, onError: NativeErrorCallback) {
+      checkInteger('fd', fd, 0, 0x7fffffff);
+      checkInteger('rxSlots', rxSlots, 1, MAX_RX_SLOTS);
+      checkInteger('slotSize', slotSize, 1, MAX_SLOT_SIZE);
+      if (rxSlots * slotSize > MAX_RX_AREA) throw rangeError(`rxSlots * slotSize must be at most ${MAX_RX_AREA} bytes. Received ${rxSlots * slotSize}`);
+      checkFunction('onFrames', onFrames);
+      checkFunction('onError', onError);
+      this.#device = new NativeFrameDevice(fd, rxSlots, slotSize, onFrames, onError);
+    }
+
+    get rxBuffer(): ArrayBuffer {
+      return this.#device.rxBuffer;
+    }
+
+    get rxLengths(): Uint32Array {
+      return this.#device.rxLengths;
+    }
+
+    start(): void {
+      this.#device.start();
+    }
+
+    stop(): void {
+      this.#device.stop();
+    }
+
+    write(buffer: Uint8Array, lengths: Uint32Array, count: number): number {
+      checkFrames(buffer, lengths, count);
+      return this.#device.write(buffer, lengths, count);
+    }
+
+    stats(): FrameDeviceStats {
+      return this.#device.stats();
+    }
+
+    close(): void {
+      this.#device.close();
+    }
+
+    ref(): void {
+      this.#device.ref();
+    }
+
+    unref(): void {
+      this.#device.unref();
+    }
+  }
+
+  const addon: NativeAddon = {
+    openTap(options: TapOptions) {
+      checkTapOptions(options);
+      if (!raw.openTap) throw notSupported('TAP/TUN');
+      const { name, tun, netns, mtu, up } = options;
+      return raw.openTap({ name, tun, netns, mtu, up });
+    },
+    openUnixDgram(options: UnixDgramOptions) {
+      checkUnixDgramOptions(options);
+      return raw.openUnixDgram({ path: options.path, peer: options.peer });
+    },
+    openUnixDgramPair() {
+      return raw.openUnixDgramPair();
+    },
+    FrameDevice,
+  };
+  if (raw.VmnetInterface) addon.VmnetInterface = checkedVmnet(raw.VmnetInterface);
+  return Object.freeze(addon);
+}
+
+function checkedVmnet(NativeVmnet: VmnetInterfaceConstructor): VmnetInterfaceConstructor {
+  return class VmnetInterface implements VmnetShape {
+    readonly #vmnet: VmnetShape;
+
+    constructor(options: VmnetOptions) {
+      checkOptions(options);
+      const { mode, bridgedInterface, rxSlots, onFrames, onError } = options;
+      if (mode !== 'shared' && mode !== 'host' && mode !== 'bridged') throw invalidOption('mode', "'shared', 'host' or 'bridged'", mode);
+      if (mode === 'bridged') {
+        if (typeof bridgedInterface !== 'string' || bridgedInterface === '' || Buffer.byteLength(bridgedInterface) > 63 || bridgedInterface.includes('\0')) {
+          throw invalidOption('bridgedInterface', "a host interface name such as 'en0' (mode 'bridged' needs one)", bridgedInterface);
+        }
+      } else if (bridgedInterface !== undefined) {
+        throw invalidOption('bridgedInterface', "absent unless mode is 'bridged'", bridgedInterface);
+      }
+      if (rxSlots !== undefined) checkInteger('rxSlots', rxSlots, 1, VMNET_MAX_SLOTS, true);
+      checkFunction('onFrames', onFrames, true);
+      checkFunction('onError', onError, true);
+      this.#vmnet = new NativeVmnet({ mode, bridgedInterface, rxSlots, onFrames, onError });
+    }
+
+    get mac(): string | undefined {
+      return this.#vmnet.mac;
+    }
+
+    get mtu(): number | undefined {
+      return this.#vmnet.mtu;
+    }
+
+    get maxPacketSize(): number | undefined {
+      return this.#vmnet.maxPacketSize;
+    }
+
+    get rxBuffer(): ArrayBuffer | undefined {
+      return this.#vmnet.rxBuffer;
+    }
+
+    get rxLengths(): Uint32Array | undefined {
+      return this.#vmnet.rxLengths;
+    }
+
+    start(): Promise<void> {
+      return this.#vmnet.start();
+    }
+
+    stop(): Promise<void> {
+      return this.#vmnet.stop();
+    }
+
+    write(buffer: Uint8Array, lengths: Uint32Array, count: number): number {
+      checkFrames(buffer, lengths, count);
+      return this.#vmnet.write(buffer, lengths, count);
+    }
+
+    stats(): FrameDeviceStats {
+      return this.#vmnet.stats();
+    }
+
+    close(): void {
+      this.#vmnet.close();
+    }
+
+    ref(): void {
+      this.#vmnet.ref();
+    }
+
+    unref(): void {
+      this.#vmnet.unref();
+    }
+  };
+}
