@@ -183,7 +183,9 @@ export class WasmSession {
       this.#timer = null;
       this.#timerAt = Infinity;
       if (this.alive) this.run(() => undefined);
-    }, this.#timerAt - this.clock.now(), keepAlive);
+      // +1 ms: lwIP's deadlines are whole milliseconds of the floored clock,
+      // and a timer that fires a hair early only re-arms for the remainder.
+    }, this.#timerAt - this.clock.now() + 1, keepAlive);
   }
 
   /**

@@ -65,7 +65,11 @@ export class TcpConnection {
     const s = this.session;
     let total = 0;
     while (total < data.length) {
-      const n = Math.min(data.length - total, WRITE_SLICE);
+      // Copy into wasm only what lwIP will take now: when the send buffer is
+      // nearly full, copying a whole slice wasted up to 23x the bytes sent.
+      const room = s.run((x) => x.tt_tcp_sndbuf(this.#pcb));
+      const n = Math.min(data.length - total, WRITE_SLICE, room);
+      if (n === 0) break;
       const buf = s.scratch(n);
       s.u8.set(data.subarray(total, total + n), buf);
       const more = total + n < data.length ? 1 : 0;

@@ -100,7 +100,7 @@ extern unsigned short tt_arp_max_age;
 #define LWIP_ND6_NUM_PREFIXES           16
 #define LWIP_ND6_NUM_ROUTERS            8
 #define LWIP_ND6_QUEUEING               1
-#define MEMP_NUM_ND6_QUEUE              1024 /* packets held during neighbour discovery, all neighbours */
+#define MEMP_NUM_ND6_QUEUE              255 /* packets held during neighbour discovery, all neighbours (lwIP counts them in a u8_t) */
 #define LWIP_ND6_ALLOW_RA_UPDATES       1
 #define LWIP_IPV6_DHCP6                 0
 #define LWIP_IPV6_SCOPES                1
@@ -150,6 +150,14 @@ extern unsigned short tt_arp_max_age;
 #define LWIP_ALTCP                      0
 #define TCP_TTL                         64
 #define LWIP_TCP_RTO_TIME               1000
+/* TIME_WAIT lasts 2 x MSL: 60 s as on Linux (lwIP's default is 120 s), and
+ * ephemeral ports span 32768-65535 (lwIP's default is 49152-65535), so one
+ * stack can open ~550 short connections a second indefinitely rather than
+ * running out of ports after 16,384. */
+#define TCP_MSL                         30000UL
+#define TCP_LOCAL_PORT_RANGE_START      0x8000
+#define TCP_LOCAL_PORT_RANGE_END        0xffff
+#define TCP_ENSURE_LOCAL_PORT_RANGE(port) ((u16_t)(((port) & (u16_t)~TCP_LOCAL_PORT_RANGE_START) + TCP_LOCAL_PORT_RANGE_START))
 
 /* ---- DNS ---- */
 #define LWIP_DNS                        1
