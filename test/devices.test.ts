@@ -97,7 +97,8 @@ maybe('TAP and TUN against the Linux kernel', () => {
 
   for (const mtu of [1500, 65520]) {
     it(`moves 1 GiB each way between a kernel process and the stack at MTU ${mtu}`, async () => {
-      const { ns, stack } = await bench({ mtu });
+      const { ns, stack, device } = await bench({ mtu });
+      expect(device.inPlace).toBe(true); // frames are read straight into the stack's memory
       const size = 1024 * 1024 * 1024;
       // Upload: the stack connects to the kernel peer; both send 1 GiB at once.
       const { result: remote } = await peer(ns, ['serve', '9000', String(size)]);

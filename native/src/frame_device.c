@@ -46,6 +46,8 @@ typedef struct device {
   /* An unconnected datagram socket (openUnixDgram without a peer): the first
    * sender with an address becomes the peer, as gvproxy does for vfkit. */
   bool learn_peer;
+  /* startInPlace(): readable events call onFrames(0) and JS reads with readInto(). */
+  bool in_place;
   bool teardown;  /* the environment is going: no more N-API calls */
   bool finalized; /* the wrapper's finalizer ran: the last close callback frees */
   int deferred_err;
@@ -239,27 +241,17 @@ static bool rx_attached(device *d) {
   return true;
 }
 
-static void receive(device *d) {
-  napi_env env = d->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  if (!rx_attached(d)) {
-    /* Someone transferred the receive area away: writing into it is no longer ours to do. */
-    d->failed = true;
-    d->tx_errors += d->q_count;
-    free_queue(d);
-    d->error_reported = true;
-    deliver_error(d, make_coded_error(env, "ERR_INVALID_STATE", "FrameDevice: rxBuffer or rxLengths was detached; receiving stopped"));
-    napi_close_handle_scope(env, scope);
-    if (!d->closed) update_poll(d);
-    return;
-  }
+/* Reads up to max frames until the fd would block: frame i goes to
+ * base + (offsets ? offsets[i] : i * slot_size), its length to lengths[i].
+ * Returns how many; *err is set on an error that ends the device. */
+static uint32_t read_frames(device *d, uint8_t *base, const uint32_t *offsets, uint32_t slot_size, uint32_t *lengths,
+                            uint32_t max, int *err) {
   uint32_t n = 0;
-  int err = 0;
   uint8_t spill;
-  while (n < d->slots) {
+  while (n < max) {
     /* One spare byte tells a frame that filled the slot from one cut short. */
-    struct iovec iov[2] = {{d->rx + (size_t)n * d->slot_size, d->slot_size}, {&spill, 1}};
+    uint8_t *slot = base + (offsets ? offsets[n] : (size_t)n * slot_size);
+    struct iovec iov[2] = {{slot, slot_size}, {&spill, 1}};
     ssize_t r;
     if (d->learn_peer) {
       struct sockaddr_storage from;
@@ -275,18 +267,39 @@ static void receive(device *d) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       d->rx_errors++;
-      if (fatal_errno(errno)) err = errno;
+      if (fatal_errno(errno)) *err = errno;
       break;
     }
-    if ((size_t)r > d->slot_size) {
+    if ((size_t)r > slot_size) {
       d->rx_truncated++;
       continue;
     }
-    d->rx_len[n++] = (uint32_t)r;
+    lengths[n++] = (uint32_t)r;
     d->rx_frames++;
     d->rx_bytes += (uint64_t)r;
   }
-  if (n > 0) {
+  return n;
+}
+
+static void receive(device *d) {
+  napi_env env = d->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (!rx_attached(d)) {
+    /* Someone transferred the receive area away: writing into it is no longer ours to do. */
+    d->failed = true;
+    d->tx_errors += d->q_count;
+    free_queue(d);
+    d->error_reported = true;
+    deliver_error(d, make_coded_error(env, "ERR_INVALID_STATE", "FrameDevice: rxBuffer or rxLengths was detached; receiving stopped"));
+    napi_close_handle_scope(env, scope);
+    if (!d->closed) update_poll(d);
+    return;
+  }
+  int err = 0;
+  /* In place: the JS side reads with readInto(); only say frames wait. */
+  uint32_t n = d->in_place ? 0 : read_frames(d, d->rx, NULL, d->slot_size, d->rx_len, d->slots, &err);
+  if (n > 0 || d->in_place) {
     napi_value self, fn, count;
     if (napi_get_reference_value(env, d->self, &self) == napi_ok && self &&
         get_hidden(env, self, addon_get_state(env)->sym_on_frames, &fn) &&
@@ -663,9 +676,55 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
   return self;
 }
 
+/* startInPlace(): as start(), but a readable fd calls onFrames(0) and the JS
+ * side reads the frames itself with readInto(), straight into its own memory
+ * (a stack's wasm memory): one copy from the kernel, none after. */
+static napi_value js_start_in_place(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  device *d = unwrap_this(env, info, &argc, NULL);
+  if (!d) return NULL;
+  d->in_place = true;
+  return js_start(env, info);
+}
+
+/* readInto(memory: Uint8Array, targets: Uint32Array, slotSize, lengths: Uint32Array) -> count:
+ * reads waiting frames (at most targets.length) into memory at targets[i],
+ * up to slotSize bytes each, their lengths into lengths[i]. */
+static napi_value js_read_into(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], result;
+  device *d = unwrap_this(env, info, &argc, argv);
+  if (!d) return NULL;
+  if (argc < 4) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "readInto(memory, targets, slotSize, lengths) takes four arguments");
+    return NULL;
+  }
+  uint8_t *mem;
+  uint32_t *targets, *lengths, slot_size;
+  size_t mem_len, n_targets, n_lengths;
+  if (!get_u8_array(env, argv[0], "memory", &mem, &mem_len) || !get_u32_array(env, argv[1], "targets", &targets, &n_targets) ||
+      !get_uint32(env, argv[2], "slotSize", &slot_size) || !get_u32_array(env, argv[3], "lengths", &lengths, &n_lengths))
+    return NULL;
+  size_t max = n_targets < n_lengths ? n_targets : n_lengths;
+  for (size_t i = 0; i < max; i++) {
+    if ((size_t)targets[i] + slot_size > mem_len) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "readInto: a target slot lies outside memory");
+      return NULL;
+    }
+  }
+  uint32_t n = 0;
+  int err = 0;
+  if (!d->closed && !d->failed) n = read_frames(d, mem, targets, slot_size, lengths, (uint32_t)max, &err);
+  if (err) fail(d, err, "read", false);
+  NAPI_CALL(env, napi_create_uint32(env, n, &result));
+  return result;
+}
+
 napi_value frame_device_init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
       {"start", NULL, js_start, NULL, NULL, NULL, napi_default_method, NULL},
+      {"startInPlace", NULL, js_start_in_place, NULL, NULL, NULL, napi_default_method, NULL},
+      {"readInto", NULL, js_read_into, NULL, NULL, NULL, napi_default_method, NULL},
       {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default_method, NULL},
       {"write", NULL, js_write, NULL, NULL, NULL, napi_default_method, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default_method, NULL},

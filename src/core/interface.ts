@@ -52,6 +52,8 @@ export class Interface extends Emitter<{ address: () => void }> {
     rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, rxDropped: { noMemory: 0, badLength: 0, down: 0 }, txErrors: 0,
   };
   removed = false;
+  /** Frees what the interface holds inside the stack (in-place receive slots). */
+  onRelease: (() => void) | null = null;
   /** The interface takes its IPv4 address from DHCP. */
   dhcp: boolean;
 

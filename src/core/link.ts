@@ -26,6 +26,27 @@ export interface Link {
   flush?(): void;
   /** Stops the link; frames sent afterwards are dropped. Idempotent. */
   close(): void;
+  /**
+   * Optional, instead of attach(): links that read frames themselves (a
+   * device's read()) can read them straight into the stack's memory, saving
+   * the copy attach() implies. The stack calls this when the link has it.
+   */
+  attachInPlace?(rx: InPlaceReceiver): void;
+}
+
+/**
+ * Free frame slots inside a stack's memory. `slots()` tops the reserve up and
+ * (when memory allows; it may return none)
+ * returns the memory (a fresh view: it may have grown) and the byte offsets
+ * of the slots, each `slotSize` bytes; after reading `count` frames into the
+ * first `count` slots, the link calls `commit(count, lengths)`.
+ */
+export interface InPlaceReceiver {
+  readonly slotSize: number;
+  slots(): { memory: Uint8Array; targets: Uint32Array };
+  commit(count: number, lengths: Uint32Array): void;
+  /** The copying path, for frames read elsewhere (no slots could be had). */
+  receive: FrameReceiver;
 }
 
 export interface LinkCounters {

@@ -7,7 +7,7 @@ import { type Clock, realClock } from './clock.js';
 import { Emitter } from './emitter.js';
 import { ERR, invalidOption, lwipError, stackClosedError, systemError, type SystemError } from './errors.js';
 import { Interface, randomMac } from './interface.js';
-import { checkMtu, type Link } from './link.js';
+import { checkMtu, ETHERNET_HEADER, type InPlaceReceiver, type Link } from './link.js';
 import { getModule } from './module.js';
 import { type SessionEvent, type SessionHost, type SocketAddress, WasmSession } from './session.js';
 import { TcpConnection, TcpListener } from './tcp.js';
@@ -245,7 +245,8 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     }
     if (options.slaac) s.run((x) => x.tt_netif_set_ip6_autoconfig(handle, 1));
     s.run((x) => x.tt_netif_set_up(handle, 1));
-    link.attach((frame) => this.#receive(iface, frame));
+    if (link.attachInPlace) link.attachInPlace(this.#inPlace(iface));
+    else link.attach((frame) => this.#receive(iface, frame));
     if (options.dhcp) {
       const err = s.run((x) => x.tt_netif_dhcp_start(handle));
       if (err !== 0) throw lwipError(err, 'dhcp');
@@ -263,6 +264,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
   }
 
   #removeInterface(iface: Interface): void {
+    if (this.session.alive) iface.onRelease?.();
     iface.removed = true;
     this.#interfaces.delete(iface.handle);
     iface.link.close();
@@ -299,6 +301,73 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
       this.#flushScheduled = true;
       defer(() => this.#flush());
     }
+  }
+
+  /**
+   * Slots for a link that reads frames straight into this stack's memory:
+   * pbufs reserved in advance (RESERVE at a time), filled by the link, then
+   * trimmed and queued for the next flush. One copy from the kernel to lwIP.
+   */
+  #inPlace(iface: Interface): InPlaceReceiver {
+    const RESERVE = 64;
+    const s = this.session;
+    // A pbuf holds at most 65535 bytes: at MTU 65520 that still fits an
+    // untagged Ethernet frame (65534).
+    const slotSize = Math.min(0xffff, iface.mtu + (iface.medium === 'ethernet' ? ETHERNET_HEADER + 4 : 0));
+    let pbufs = new Uint32Array(0);
+    let targets = new Uint32Array(0);
+    const topUp = () => {
+      const missing = RESERVE - pbufs.length;
+      if (missing <= 0) return;
+      const out = s.scratch(missing * 8);
+      const got = s.run((x) => x.tt_rx_reserve(missing, slotSize, out));
+      const pairs = new Uint32Array(s.u8.buffer.slice(out, out + got * 8));
+      const morePbufs = new Uint32Array(pbufs.length + got);
+      const moreTargets = new Uint32Array(pbufs.length + got);
+      morePbufs.set(pbufs);
+      moreTargets.set(targets);
+      for (let i = 0; i < got; i++) {
+        morePbufs[pbufs.length + i] = pairs[2 * i]!;
+        moreTargets[pbufs.length + i] = pairs[2 * i + 1]!;
+      }
+      pbufs = morePbufs;
+      targets = moreTargets;
+    };
+    iface.onRelease = () => {
+      if (pbufs.length === 0 || !s.alive) return;
+      const buf = s.scratch(pbufs.length * 4);
+      new Uint32Array(s.u8.buffer, buf, pbufs.length).set(pbufs);
+      s.run((x) => x.tt_rx_release(buf, pbufs.length));
+      pbufs = new Uint32Array(0);
+      targets = new Uint32Array(0);
+    };
+    return {
+      slotSize,
+      receive: (frame) => this.#receive(iface, frame),
+      slots: () => {
+        if (iface.removed || this.#closed || !s.alive) return { memory: new Uint8Array(0), targets: new Uint32Array(0) };
+        topUp();
+        return { memory: s.u8, targets };
+      },
+      commit: (count, lengths) => {
+        if (count === 0 || iface.removed || this.#closed || !s.alive) return;
+        const buf = s.scratch(count * 8);
+        const words = new Uint32Array(s.u8.buffer, buf, count * 2);
+        words.set(pbufs.subarray(0, count));
+        words.set(lengths.subarray(0, count), count);
+        for (let i = 0; i < count; i++) {
+          iface.counters.rxFrames++;
+          iface.counters.rxBytes += lengths[i]!;
+        }
+        s.run((x) => x.tt_rx_commit(iface.handle, buf, buf + count * 4, count));
+        pbufs = pbufs.slice(count);
+        targets = targets.slice(count);
+        if (!this.#flushScheduled) {
+          this.#flushScheduled = true;
+          defer(() => this.#flush());
+        }
+      },
+    };
   }
 
   #copyIn(iface: Interface, frame: Uint8Array): boolean {

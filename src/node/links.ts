@@ -7,7 +7,7 @@
  * a wakeup has into fixed slots and calls back once; sends are gathered into
  * one buffer and written with one call per burst (Link.flush).
  */
-import { checkMtu, ETHERNET_HEADER, type FrameReceiver, type Link, type Medium } from '../core/link.js';
+import { checkMtu, ETHERNET_HEADER, type FrameReceiver, type InPlaceReceiver, type Link, type Medium } from '../core/link.js';
 import { invalidOption } from '../core/errors.js';
 import { loadNative, type FrameDeviceStats, type FramesCallback, type NativeErrorCallback, type VmnetMode } from './native.js';
 
@@ -23,6 +23,8 @@ interface FramePort {
   readonly rxBuffer?: ArrayBuffer;
   readonly rxLengths?: Uint32Array;
   start?(): void | Promise<void>;
+  startInPlace?(): void;
+  readInto?(memory: Uint8Array, targets: Uint32Array, slotSize: number, lengths: Uint32Array): number;
   write(buffer: Uint8Array, lengths: Uint32Array, count: number): number;
   stats(): FrameDeviceStats;
   close(): void;
@@ -60,6 +62,26 @@ export class DeviceLink implements Link {
   }
 
   #onFrames(count: number): void {
+    const inPlace = this.#inPlace;
+    if (inPlace) {
+      // Readable: read the waiting frames straight into the stack's slots.
+      const { memory, targets } = inPlace.slots();
+      if (targets.length > 0) {
+        if (this.#inPlaceLengths.length < targets.length) this.#inPlaceLengths = new Uint32Array(targets.length);
+        const n = this.#device.readInto!(memory, targets, inPlace.slotSize, this.#inPlaceLengths);
+        inPlace.commit(n, this.#inPlaceLengths);
+        return;
+      }
+      // No slots (the stack is out of memory): still drain the device, through
+      // our own slots and the copying path, which counts what it drops.
+      const own = new Uint8Array(this.#device.rxBuffer!);
+      const lengths = this.#device.rxLengths!;
+      const slot = own.length / lengths.length;
+      const offsets = Uint32Array.from({ length: lengths.length }, (_, i) => i * slot);
+      const n = this.#device.readInto!(own, offsets, slot, lengths);
+      for (let i = 0; i < n; i++) inPlace.receive(own.subarray(i * slot, i * slot + lengths[i]!));
+      return;
+    }
     const receive = this.#receive;
     if (!receive) return;
     const rx = new Uint8Array(this.#device.rxBuffer!);
@@ -76,6 +98,23 @@ export class DeviceLink implements Link {
     }
   }
   #started = false;
+  #inPlace: InPlaceReceiver | null = null;
+  #inPlaceLengths = new Uint32Array(0);
+
+  /** True once frames are read straight into a stack's memory. */
+  get inPlace(): boolean {
+    return this.#inPlace !== null;
+  }
+
+  get attachInPlace(): ((rx: InPlaceReceiver) => void) | undefined {
+    // Only devices that can read into caller memory, and only before starting.
+    if (!this.#device.readInto || !this.#device.startInPlace || this.#started) return undefined;
+    return (rx) => {
+      this.#inPlace = rx;
+      this.#started = true;
+      this.#device.startInPlace!();
+    };
+  }
 
   send(frame: Uint8Array): void {
     if (this.#closed) return;
@@ -113,6 +152,7 @@ export class DeviceLink implements Link {
     this.flush();
     this.#closed = true;
     this.#receive = null;
+    this.#inPlace = null;
     this.#device.close();
   }
 }

@@ -118,11 +118,18 @@ export type NativeErrorCallback = (error: NativeError) => void;
  *   and itself alive; `unref()` lets the process exit anyway.
  * - `close()` stops and closes the fd; it is idempotent, and write() then
  *   returns 0 without counting.
+ * - `startInPlace()` polls like start(), but a readable fd calls onFrames(0)
+ *   and the caller reads the frames itself with `readInto(memory, targets,
+ *   slotSize, lengths)`: frame i lands in `memory` at byte `targets[i]`
+ *   (at most slotSize bytes), its length in `lengths[i]`; it returns the
+ *   count. A stack uses this to read straight into its wasm memory.
  */
 export interface FrameDevice {
   readonly rxBuffer: ArrayBuffer;
   readonly rxLengths: Uint32Array;
   start(): void;
+  startInPlace(): void;
+  readInto(memory: Uint8Array, targets: Uint32Array, slotSize: number, lengths: Uint32Array): number;
   stop(): void;
   write(buffer: Uint8Array, lengths: Uint32Array, count: number): number;
   stats(): FrameDeviceStats;
@@ -372,6 +379,22 @@ function checked(raw: RawAddon): NativeAddon {
 
     start(): void {
       this.#device.start();
+    }
+
+    startInPlace(): void {
+      this.#device.startInPlace();
+    }
+
+    readInto(memory: Uint8Array, targets: Uint32Array, slotSize: number, lengths: Uint32Array): number {
+      if (!types.isUint8Array(memory)) throw argumentError('memory', 'a Uint8Array', memory);
+      if (!types.isUint32Array(targets)) throw argumentError('targets', 'a Uint32Array', targets);
+      if (!types.isUint32Array(lengths)) throw argumentError('lengths', 'a Uint32Array', lengths);
+      checkInteger('slotSize', slotSize, 1, MAX_SLOT_SIZE);
+      const n = Math.min(targets.length, lengths.length);
+      for (let i = 0; i < n; i++) {
+        if (targets[i]! + slotSize > memory.length) throw new RangeError(`readInto: targets[${i}] + slotSize lies outside memory`);
+      }
+      return this.#device.readInto(memory, targets, slotSize, lengths);
     }
 
     stop(): void {

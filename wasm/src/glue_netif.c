@@ -162,6 +162,47 @@ TT_EXPORT(tt_rx_alloc) void *tt_rx_alloc(struct netif *netif, uint32_t len) {
   return p->payload;
 }
 
+/* ---- frame input in place: a device reads straight into pbufs ----
+ * The host reserves pbufs of a full frame's size, hands their payload
+ * addresses to the device, which reads frames into them, then commits the
+ * ones filled: no copy between the kernel's and lwIP's. */
+
+/* Reserves up to n pbufs of size bytes; writes (pbuf, payload) pairs to out
+ * and returns how many were reserved. */
+TT_EXPORT(tt_rx_reserve) uint32_t tt_rx_reserve(uint32_t n, uint32_t size, uint32_t *out) {
+  if (size == 0 || size > 0xFFFF) return 0;
+  uint32_t i = 0;
+  for (; i < n; i++) {
+    struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)size, PBUF_RAM);
+    if (p == NULL) break;
+    out[2 * i] = (uint32_t)(uintptr_t)p;
+    out[2 * i + 1] = (uint32_t)(uintptr_t)p->payload;
+  }
+  return i;
+}
+
+/* Queues the first count reserved pbufs (listed in pbufs) for input on
+ * netif, each trimmed to its length; tt_rx_flush hands them to lwIP. */
+TT_EXPORT(tt_rx_commit) void tt_rx_commit(struct netif *netif, const uint32_t *pbufs, const uint32_t *lengths, uint32_t count) {
+  for (uint32_t i = 0; i < count; i++) {
+    struct pbuf *p = (struct pbuf *)(uintptr_t)pbufs[i];
+    uint32_t len = lengths[i];
+    if (len == 0 || len > p->len) {
+      pbuf_free(p);
+      continue;
+    }
+    pbuf_realloc(p, (u16_t)len);
+    p->if_idx = netif_get_index(netif);
+    if (rx_tail) rx_tail->next = p; else rx_head = p;
+    rx_tail = p;
+  }
+}
+
+/* Frees reserved pbufs that will not be filled (the link is going away). */
+TT_EXPORT(tt_rx_release) void tt_rx_release(const uint32_t *pbufs, uint32_t count) {
+  for (uint32_t i = 0; i < count; i++) pbuf_free((struct pbuf *)(uintptr_t)pbufs[i]);
+}
+
 /* Feeds every queued frame to lwIP in arrival order, then runs due timers.
  * Returns milliseconds until the next timer (0xFFFFFFFF for none). */
 TT_EXPORT(tt_rx_flush) uint32_t tt_rx_flush(void) {
