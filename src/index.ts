@@ -15,6 +15,7 @@ export {
 export { StreamLink, type StreamLinkOptions, type StreamLinkCounters } from './node/stream-link.js';
 export { pcapFile } from './node/pcap.js';
 export { loadNative } from './node/native.js';
+export { Gateway, createGateway, type GatewayOptions, type GatewayMetrics, type FlowInfo } from './gateway/gateway.js';
 export {
   Interface, createCable, createLoopback, ManualClock, realClock, errorCode, ERR, MIN_MTU, MAX_MTU,
   type StackOptions, type InterfaceOptions, type Route, type RouteOptions, type Neighbor, type StackStats,

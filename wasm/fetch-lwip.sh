@@ -13,7 +13,7 @@
 set -euo pipefail
 
 # Bump when apply_fixes changes, so cached trees are rebuilt.
-FIXES=1
+FIXES=2
 
 LWIP_VERSION=2.2.1
 DEBIAN_SUITE=trixie
@@ -24,7 +24,7 @@ DEBIAN_SHA256=faa343b3c76d69080240ae1323932b7348fa1d0042f6ad29bd286246660720a9
 
 log() { echo "fetch-lwip: $*" >&2; }
 
-# lwIP 2.2.1's ip4_forward() zeroes the IP, TCP, UDP and ICMP checksums of
+# 1. lwIP 2.2.1's ip4_forward() zeroes the IP, TCP, UDP and ICMP checksums of
 # every forwarded packet whenever checksum *generation* is on (its test is
 # inverted: it means to clear them only for interfaces that offload checksums
 # to hardware), so a router stack would emit packets that every receiver
@@ -38,6 +38,18 @@ apply_fixes() {
     exit 1
   fi
   sed -i 's/if (CHECKSUM_GEN_\([A-Z]*\) || NETIF_CHECKSUM_ENABLED(inp, /if (!CHECKSUM_GEN_\1 || !NETIF_CHECKSUM_ENABLED(netif, /' "$file"
+
+  # Gateway mode (src/glue_gateway.c): lwIP has no hook to accept packets for
+  # addresses that are not the interface's, which a slirp-style gateway must
+  # (it stands in for every host behind the sandbox). Add one to
+  # ip4_input_accept(), after its broadcast test.
+  local accept='^\(        ip4_addr_isbroadcast(ip4_current_dest_addr(), netif)\)$'
+  n=$(grep -c "$accept" "$file" || true)
+  if [ "$n" != 1 ]; then
+    log "expected 1 broadcast test in ip4_input_accept of $file, found $n: lwIP changed, review apply_fixes"
+    exit 1
+  fi
+  sed -i "s/$accept/\1 || tt_hook_ip4_accept(netif)/" "$file"
 }
 
 cache="${TCPIP_TS_CACHE:-$HOME/.cache/tcpip-ts}"

@@ -80,6 +80,11 @@ export interface WasmExports {
   tt_raw_new(family: number, proto: number, id: number): Handle;
   tt_raw_sendto(pcb: Handle, data: Ptr, len: number): number;
   tt_raw_remove(pcb: Handle): void;
+  // gateway mode
+  tt_gw_set(netif: Handle, on: number): number;
+  tt_gw_tcp_accept(syn: Handle, listenerId: number): number;
+  tt_gw_tcp_reject(syn: Handle, how: number): void;
+  tt_gw_udp_send(netif: Handle, data: Ptr, len: number): number;
   // DNS
   tt_dns_set_server(i: number): void;
   tt_dns_get_server(i: number): void;
@@ -104,6 +109,7 @@ export const EXPORT_ARITY: { readonly [K in Exclude<keyof WasmExports, 'memory' 
   tt_udp_new: 2, tt_udp_bind: 1, tt_udp_local: 1, tt_udp_sendto: 3, tt_udp_remove: 1,
   tt_raw_new: 3, tt_raw_sendto: 3, tt_raw_remove: 1,
   tt_dns_set_server: 1, tt_dns_get_server: 1, tt_dns_lookup: 3,
+  tt_gw_set: 2, tt_gw_tcp_accept: 2, tt_gw_tcp_reject: 2, tt_gw_udp_send: 3,
 };
 
 /** What the module imports from the host (module "tcpip"). No import may throw. */
@@ -122,11 +128,15 @@ export interface WasmImports {
   udp_recv(id: number, data: Ptr, len: number, from: Ptr): void;
   raw_recv(id: number, packet: Ptr, len: number, from: Ptr): number;
   dns_found(id: number, addr: Ptr): void;
+  gw_tcp_syn(netif: Handle, syn: Handle, from: Ptr, to: Ptr): void;
+  gw_udp(netif: Handle, data: Ptr, len: number, from: Ptr, to: Ptr): void;
+  gw_icmp(netif: Handle, packet: Ptr, len: number): void;
 }
 
 export const IMPORT_ARITY: { readonly [K in keyof WasmImports]: number } = {
   now: 0, random: 0, assert_failed: 3, link_output: 3, netif_status: 1, tcp_accept: 2, tcp_connected: 1,
   tcp_recv: 3, tcp_fin: 1, tcp_sent: 2, tcp_error: 2, udp_recv: 4, raw_recv: 4, dns_found: 2,
+  gw_tcp_syn: 4, gw_udp: 5, gw_icmp: 3,
 };
 
 /** struct tt_sockaddr: family u8, zone u8, port u16 (little-endian), 16 address bytes. */

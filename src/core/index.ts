@@ -4,7 +4,7 @@
  * Layers, top to bottom: Stack (sockets, tables) → WasmSession (the lwIP
  * instance) → Link (devices) → wire (formats).
  */
-export { Stack, type StackOptions, type InterfaceOptions, type Route, type RouteOptions, type Neighbor, type StackStats } from './stack.js';
+export { Stack, type HeldSyn, type GatewayHandler, type StackOptions, type InterfaceOptions, type Route, type RouteOptions, type Neighbor, type StackStats } from './stack.js';
 export { Interface, type InterfaceCounters } from './interface.js';
 export { createCable, createLoopback, type Link, type Medium, type FrameReceiver, type CableOptions, MIN_MTU, MAX_MTU } from './link.js';
 export { ManualClock, realClock, type Clock } from './clock.js';

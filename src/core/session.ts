@@ -49,7 +49,10 @@ export type SessionEvent =
   | { type: 'tcp-error'; id: number; err: number }
   | { type: 'tcp-accepted'; listenerId: number; id: number }
   | { type: 'udp'; id: number; data: Uint8Array; from: SocketAddress }
-  | { type: 'dns'; id: number; address: SocketAddress | null };
+  | { type: 'dns'; id: number; address: SocketAddress | null }
+  | { type: 'gw-syn'; netif: number; syn: number; from: SocketAddress; to: SocketAddress }
+  | { type: 'gw-udp'; netif: number; data: Uint8Array; from: SocketAddress; to: SocketAddress }
+  | { type: 'gw-icmp'; netif: number; packet: Uint8Array };
 
 const NO_TIMER = 0xffffffff;
 
@@ -335,6 +338,12 @@ export class WasmSession {
         this.host.rawReceive(id, this.u8.subarray(packet, packet + len), this.readSockaddr(from)) ? 1 : 0),
       dns_found: guard(undefined, (id: number, addr: number) =>
         queue({ type: 'dns', id, address: addr === 0 ? null : this.readSockaddr(addr) })),
+      gw_tcp_syn: guard(undefined, (netif: number, syn: number, from: number, to: number) =>
+        queue({ type: 'gw-syn', netif, syn, from: this.readSockaddr(from), to: this.readSockaddr(to) })),
+      gw_udp: guard(undefined, (netif: number, data: number, len: number, from: number, to: number) =>
+        queue({ type: 'gw-udp', netif, data: this.u8.slice(data, data + len), from: this.readSockaddr(from), to: this.readSockaddr(to) })),
+      gw_icmp: guard(undefined, (netif: number, packet: number, len: number) =>
+        queue({ type: 'gw-icmp', netif, packet: this.u8.slice(packet, packet + len) })),
     };
   }
 }

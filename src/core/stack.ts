@@ -89,6 +89,28 @@ export interface StackStats {
 
 type StackEvents = { error: (err: Error) => void; close: () => void };
 
+/**
+ * A TCP SYN a gateway-mode interface holds until the host decides: accept()
+ * makes lwIP answer it (onConnection gets the connection once the
+ * handshake completes); reject() answers RST or ICMP unreachable.
+ */
+export interface HeldSyn {
+  readonly from: SocketAddress;
+  readonly to: SocketAddress;
+  accept(onConnection: (conn: TcpConnection) => void): void;
+  /** 'drop' frees the SYN unanswered (a retransmission of a flow in progress). */
+  reject(how: 'reset' | 'host-unreachable' | 'port-unreachable' | 'prohibited' | 'drop'): void;
+}
+
+/** What a gateway does with traffic for addresses that are not the stack's. */
+export interface GatewayHandler {
+  tcpSyn(iface: Interface, syn: HeldSyn): void;
+  udp(iface: Interface, data: Uint8Array, from: SocketAddress, to: SocketAddress): void;
+  icmp?(iface: Interface, packet: Uint8Array): void;
+}
+
+const REJECT_CODES = { reset: 0, 'host-unreachable': 1, 'port-unreachable': 3, prohibited: 13, drop: 255 } as const;
+
 const defer: (fn: () => void) => void =
   typeof setImmediate === 'function' ? (fn) => setImmediate(fn) : (fn) => setTimeout(fn, 0);
 
@@ -498,6 +520,11 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
         }
         break;
       }
+      case 'gw-syn':
+      case 'gw-udp':
+      case 'gw-icmp':
+        this.#gatewayEvent(e);
+        break;
       case 'netif': {
         const iface = this.#interfaces.get(e.netif);
         if (iface) {
@@ -870,6 +897,74 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
       });
     },
   };
+
+  // ---------------------------------------------------------------- gateway mode
+
+  #gateways = new Map<number, GatewayHandler>();
+
+  /**
+   * Puts iface in gateway mode (handler) or out of it (null): it then takes
+   * packets for every address, and connections and datagrams for addresses
+   * that are not the stack's go to the handler (see wasm/src/glue_gateway.c).
+   */
+  setGateway(iface: Interface, handler: GatewayHandler | null): void {
+    this.#live();
+    if (!this.#interfaces.has(iface.handle)) throw invalidOption('iface', 'an interface of this stack', iface);
+    const err = this.session.run((x) => x.tt_gw_set(iface.handle, handler ? 1 : 0));
+    if (err !== 0) throw lwipError(err, 'gateway');
+    if (handler) this.#gateways.set(iface.handle, handler);
+    else this.#gateways.delete(iface.handle);
+  }
+
+  /** Sends a UDP datagram into iface as if from an outside address. */
+  gatewayUdpSend(iface: Interface, data: Uint8Array, from: IpAddress, fromPort: number, to: IpAddress, toPort: number): number {
+    this.#live();
+    const s = this.session;
+    const buf = s.scratch(data.length);
+    s.u8.set(data, buf);
+    s.writeSockaddr(0, from, fromPort);
+    s.writeSockaddr(1, to, toPort);
+    return s.run((x) => x.tt_gw_udp_send(iface.handle, buf, data.length));
+  }
+
+  #gatewayEvent(e: Extract<SessionEvent, { type: 'gw-syn' | 'gw-udp' | 'gw-icmp' }>): void {
+    const iface = this.#interfaces.get(e.netif);
+    const handler = this.#gateways.get(e.netif);
+    if (e.type === 'gw-syn') {
+      let settled = false;
+      const syn: HeldSyn = {
+        from: e.from,
+        to: e.to,
+        accept: (onConnection) => {
+          if (settled || !this.session.alive) return;
+          settled = true;
+          const id = this.#id();
+          const handle = this.session.run((x) => x.tt_gw_tcp_accept(e.syn, id));
+          if (handle <= 0) return;
+          const listener = new TcpListener(this.session, handle, id, e.to);
+          this.#listeners.set(id, listener);
+          listener.handler = {
+            connection: (conn) => {
+              // One connection per held SYN: the listener has done its job.
+              this.tcpUnlisten(listener);
+              onConnection(conn);
+            },
+          };
+        },
+        reject: (how) => {
+          if (settled || !this.session.alive) return;
+          settled = true;
+          this.session.run((x) => x.tt_gw_tcp_reject(e.syn, REJECT_CODES[how]));
+        },
+      };
+      if (!iface || !handler) syn.reject('reset');
+      else handler.tcpSyn(iface, syn);
+    } else if (e.type === 'gw-udp') {
+      if (iface && handler) handler.udp(iface, e.data, e.from, e.to);
+    } else if (iface && handler?.icmp) {
+      handler.icmp(iface, e.packet);
+    }
+  }
 
   // ---------------------------------------------------------------- stats
 

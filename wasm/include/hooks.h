@@ -13,5 +13,8 @@ int tt_hook_ip4_canforward(struct pbuf *p, unsigned int dest_hostorder);
 struct netif *tt_hook_ip6_route(const struct ip6_addr *src, const struct ip6_addr *dest);
 const struct ip6_addr *tt_hook_ip6_gateway(struct netif *netif, const struct ip6_addr *dest);
 int tt_hook_ip6_input(struct pbuf *p, struct netif *inp);
+/* Added to ip4_input_accept by wasm/fetch-lwip.sh: gateway-mode interfaces
+ * accept unicast packets for any address (src/glue_gateway.c). */
+int tt_hook_ip4_accept(struct netif *netif);
 
 #endif

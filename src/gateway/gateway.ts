@@ -1,0 +1,300 @@
+/**
+ * The sandbox gateway (slirp mode): a stack that stands in for the whole
+ * network behind a sandbox's link and carries every TCP connection and UDP
+ * flow the sandbox opens over a host socket (node:net, node:dgram).
+ *
+ * TCP: the sandbox's SYN is held until the host socket connects, so a
+ * refused port answers RST (the sandbox sees ECONNREFUSED, not a reset after
+ * a handshake) and an unreachable host answers ICMP unreachable. The two
+ * sockets are then piped both ways, which carries flow control end to end
+ * (a slow host peer stops the sandbox's window; a slow sandbox reader pauses
+ * the host socket) and half-closes; a reset on either side resets the other.
+ * UDP: one host socket per sandbox source address:port (endpoint-independent
+ * mapping), closed after an idle time.
+ */
+import { EventEmitter } from 'node:events';
+import { createSocket as createDgram, type Socket as DgramSocket } from 'node:dgram';
+import { connect as netConnect, type Socket } from 'node:net';
+import type { GatewayHandler, HeldSyn } from '../core/stack.js';
+import type { Interface } from '../core/interface.js';
+import type { Link } from '../core/link.js';
+import type { SocketAddress } from '../core/session.js';
+import { invalidOption } from '../core/errors.js';
+import { formatIp, parseIp, parsePrefix, prefixContains, type IpAddress } from '../wire/address.js';
+import { createStack, type Stack } from '../node/stack.js';
+import { TcpSocket } from '../node/socket.js';
+import type { StackOptions } from '../core/stack.js';
+
+export interface GatewayOptions {
+  link: Link;
+  /** The sandbox's subnet. Default '10.0.2.0/24' (slirp's). */
+  subnet?: string;
+  /** The gateway's own address in the subnet. Default '10.0.2.2'. */
+  gateway?: string;
+  /** The DNS address the sandbox is told about. Default '10.0.2.3'. */
+  dns?: string;
+  /** The address the sandbox is expected to use. Default '10.0.2.100'. */
+  guest?: string;
+  /** Interface MTU. Default: the link's. */
+  mtu?: number;
+  /** Connections to the gateway address reach the host's 127.0.0.1. Default false. */
+  hostLoopback?: boolean;
+  /** How long a host connect may take before the sandbox gets ICMP unreachable. Default 10 s. */
+  connectTimeout?: number;
+  /** Idle UDP flows are closed after this long. Default 60 s. */
+  udpIdleTimeout?: number;
+  /** Options for the gateway's stack. */
+  stack?: StackOptions;
+}
+
+export interface FlowInfo {
+  protocol: 'tcp' | 'udp';
+  from: string;
+  to: string;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface GatewayMetrics {
+  tcpOpened: number;
+  tcpOpen: number;
+  tcpRefused: number;
+  tcpUnreachable: number;
+  udpFlowsOpened: number;
+  udpFlowsOpen: number;
+  udpDatagramsOut: number;
+  udpDatagramsIn: number;
+  bytesOut: number;
+  bytesIn: number;
+  denied: number;
+}
+
+interface UdpFlow {
+  socket: DgramSocket;
+  guest: SocketAddress;
+  timer: ReturnType<typeof setTimeout>;
+  info: FlowInfo;
+}
+
+const DEFAULTS = { subnet: '10.0.2.0/24', gateway: '10.0.2.2', dns: '10.0.2.3', guest: '10.0.2.100' };
+
+function address(name: string, text: unknown): IpAddress {
+  const ip = typeof text === 'string' ? parseIp(text) : null;
+  if (!ip || ip.family !== 4) throw invalidOption(name, 'an IPv4 address', text);
+  return ip;
+}
+
+export class Gateway extends EventEmitter {
+  readonly stack: Stack;
+  readonly interface: Interface;
+  readonly gatewayAddress: string;
+  readonly dnsAddress: string;
+  readonly guestAddress: string;
+  readonly #hostLoopback: boolean;
+  readonly #connectTimeout: number;
+  readonly #udpIdle: number;
+  readonly #pending = new Set<string>();
+  readonly #tcp = new Set<{ inner: TcpSocket; host: Socket }>();
+  readonly #udp = new Map<string, UdpFlow>();
+  readonly #metrics: GatewayMetrics = {
+    tcpOpened: 0, tcpOpen: 0, tcpRefused: 0, tcpUnreachable: 0, udpFlowsOpened: 0, udpFlowsOpen: 0,
+    udpDatagramsOut: 0, udpDatagramsIn: 0, bytesOut: 0, bytesIn: 0, denied: 0,
+  };
+  #closed = false;
+
+  constructor(options: GatewayOptions) {
+    super();
+    if (options === null || typeof options !== 'object') throw invalidOption('options', 'an object', options);
+    const subnet = typeof (options.subnet ?? DEFAULTS.subnet) === 'string' ? parsePrefix(options.subnet ?? DEFAULTS.subnet) : null;
+    if (!subnet || subnet.address.family !== 4 || subnet.prefixLength > 30) throw invalidOption('subnet', "an IPv4 prefix like '10.0.2.0/24'", options.subnet);
+    const gw = address('gateway', options.gateway ?? DEFAULTS.gateway);
+    const dns = address('dns', options.dns ?? DEFAULTS.dns);
+    const guest = address('guest', options.guest ?? DEFAULTS.guest);
+    for (const [name, ip] of [['gateway', gw], ['dns', dns], ['guest', guest]] as const) {
+      if (!prefixContains(subnet, ip)) throw invalidOption(name, `an address inside ${options.subnet ?? DEFAULTS.subnet}`, formatIp(ip));
+    }
+    for (const flag of ['hostLoopback'] as const) {
+      if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw invalidOption(flag, 'a boolean', options[flag]);
+    }
+    for (const num of ['connectTimeout', 'udpIdleTimeout'] as const) {
+      const v = options[num];
+      if (v !== undefined && !(typeof v === 'number' && v > 0)) throw invalidOption(num, 'a positive number of milliseconds', v);
+    }
+    this.gatewayAddress = formatIp(gw);
+    this.dnsAddress = formatIp(dns);
+    this.guestAddress = formatIp(guest);
+    this.#hostLoopback = options.hostLoopback ?? false;
+    this.#connectTimeout = options.connectTimeout ?? 10_000;
+    this.#udpIdle = options.udpIdleTimeout ?? 60_000;
+    this.stack = createStack(options.stack);
+    this.interface = this.stack.addInterface({
+      link: options.link,
+      ipv4: `${this.gatewayAddress}/${subnet.prefixLength}`,
+      mtu: options.mtu,
+    });
+    const handler: GatewayHandler = {
+      tcpSyn: (iface, syn) => this.#tcpSyn(syn),
+      udp: (iface, data, from, to) => this.#udpOut(iface, data, from, to),
+    };
+    this.stack.setGateway(this.interface, handler);
+  }
+
+  /** Where a sandbox flow to `to` goes on the host, or null when it may not. */
+  #target(to: SocketAddress): { host: string; port: number } | null {
+    if (to.address === this.gatewayAddress) return this.#hostLoopback ? { host: '127.0.0.1', port: to.port } : null;
+    if (to.address === this.dnsAddress) return null; // served by the gateway's DNS (not here yet)
+    return { host: to.address, port: to.port };
+  }
+
+  #tcpSyn(syn: HeldSyn): void {
+    const key = `${syn.from.address}:${syn.from.port}>${syn.to.address}:${syn.to.port}`;
+    if (this.#pending.has(key)) {
+      syn.reject('drop'); // a retransmitted SYN while the host connect is under way
+      return;
+    }
+    const target = this.#target(syn.to);
+    if (!target || this.#closed) {
+      this.#metrics.denied++;
+      syn.reject('reset');
+      return;
+    }
+    this.#pending.add(key);
+    const host = netConnect({ host: target.host, port: target.port, allowHalfOpen: true });
+    const timer = setTimeout(() => host.destroy(Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' })), this.#connectTimeout);
+    const failed = (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      this.#pending.delete(key);
+      if (err.code === 'ECONNREFUSED') {
+        this.#metrics.tcpRefused++;
+        syn.reject('reset');
+      } else {
+        this.#metrics.tcpUnreachable++;
+        syn.reject('host-unreachable');
+      }
+    };
+    host.once('error', failed);
+    host.once('connect', () => {
+      clearTimeout(timer);
+      host.off('error', failed);
+      host.setNoDelay(true);
+      syn.accept((conn) => {
+        this.#pending.delete(key);
+        const inner = new TcpSocket(this.stack, { allowHalfOpen: true });
+        inner._attach(conn, true);
+        this.#splice(inner, host, syn);
+      });
+    });
+  }
+
+  #splice(inner: TcpSocket, host: Socket, syn: HeldSyn): void {
+    const info: FlowInfo = {
+      protocol: 'tcp',
+      from: `${syn.from.address}:${syn.from.port}`,
+      to: `${syn.to.address}:${syn.to.port}`,
+      bytesIn: 0,
+      bytesOut: 0,
+    };
+    const pair = { inner, host };
+    this.#tcp.add(pair);
+    this.#metrics.tcpOpened++;
+    this.#metrics.tcpOpen++;
+    this.emit('flow-open', info);
+    inner.on('data', (d: Buffer) => {
+      info.bytesOut += d.length;
+      this.#metrics.bytesOut += d.length;
+    });
+    host.on('data', (d: Buffer) => {
+      info.bytesIn += d.length;
+      this.#metrics.bytesIn += d.length;
+    });
+    inner.pipe(host);
+    host.pipe(inner);
+    // A reset on one side resets the other (destroy() on our socket sends RST).
+    inner.on('error', () => (host.resetAndDestroy ? host.resetAndDestroy() : host.destroy()));
+    host.on('error', () => inner.destroy());
+    let closed = 0;
+    const onClose = () => {
+      if (++closed < 2) return;
+      this.#tcp.delete(pair);
+      this.#metrics.tcpOpen--;
+      this.emit('flow-close', info);
+    };
+    inner.once('close', onClose);
+    host.once('close', onClose);
+  }
+
+  #udpOut(iface: Interface, data: Uint8Array, from: SocketAddress, to: SocketAddress): void {
+    const target = this.#target(to);
+    if (!target || this.#closed) {
+      this.#metrics.denied++;
+      return;
+    }
+    const key = `${from.address}:${from.port}`;
+    let flow = this.#udp.get(key);
+    if (!flow) {
+      const socket = createDgram('udp4');
+      const info: FlowInfo = { protocol: 'udp', from: key, to: `${to.address}:${to.port}`, bytesIn: 0, bytesOut: 0 };
+      const guest = from;
+      const created: UdpFlow = { socket, guest, info, timer: setTimeout(() => this.#udpExpire(key), this.#udpIdle) };
+      flow = created;
+      socket.on('message', (msg, rinfo) => {
+        // Replies appear to come from where the sandbox sent: the gateway's
+        // address for the host's loopback.
+        const remote = rinfo.address === '127.0.0.1' && this.#hostLoopback ? this.gatewayAddress : rinfo.address;
+        const remoteIp = parseIp(remote);
+        const guestIp = parseIp(guest.address);
+        if (!remoteIp || !guestIp || this.#closed) return;
+        created.info.bytesIn += msg.length;
+        this.#metrics.bytesIn += msg.length;
+        this.#metrics.udpDatagramsIn++;
+        this.#touch(created, key);
+        this.stack.gatewayUdpSend(iface, msg, remoteIp, rinfo.port, guestIp, guest.port);
+      });
+      socket.on('error', () => this.#udpExpire(key));
+      this.#udp.set(key, created);
+      this.#metrics.udpFlowsOpened++;
+      this.#metrics.udpFlowsOpen++;
+      this.emit('flow-open', info);
+    }
+    this.#touch(flow, key);
+    flow.info.bytesOut += data.length;
+    this.#metrics.bytesOut += data.length;
+    this.#metrics.udpDatagramsOut++;
+    flow.socket.send(data, target.port, target.host);
+  }
+
+  #touch(flow: UdpFlow, key: string): void {
+    clearTimeout(flow.timer);
+    flow.timer = setTimeout(() => this.#udpExpire(key), this.#udpIdle);
+    flow.timer.unref?.();
+  }
+
+  #udpExpire(key: string): void {
+    const flow = this.#udp.get(key);
+    if (!flow) return;
+    this.#udp.delete(key);
+    clearTimeout(flow.timer);
+    flow.socket.close();
+    this.#metrics.udpFlowsOpen--;
+    this.emit('flow-close', flow.info);
+  }
+
+  metrics(): GatewayMetrics {
+    return { ...this.#metrics };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const { inner, host } of this.#tcp) {
+      inner.destroy();
+      host.destroy();
+    }
+    for (const key of [...this.#udp.keys()]) this.#udpExpire(key);
+    this.stack.close();
+  }
+}
+
+export function createGateway(options: GatewayOptions): Gateway {
+  return new Gateway(options);
+}

@@ -1,0 +1,246 @@
+/* Gateway mode: an interface that accepts packets for every address, so a
+ * stack can stand in for the whole network behind a sandbox (slirp).
+ *
+ * lwIP only terminates traffic addressed to its own interfaces. On an
+ * interface in gateway mode (tt_gw_set), the accept hook (added to
+ * ip4_input_accept by wasm/fetch-lwip.sh) takes every unicast packet, and
+ * raw PCBs see each packet after reassembly, before the transport layer:
+ * - a TCP SYN to an address:port nobody listens on is held and reported to
+ *   the host (gw_tcp_syn); the host connects its own socket first, then
+ *   either accepts (a listener for that address:port is made and the SYN is
+ *   fed back in, so lwIP answers SYN-ACK) or rejects (RST, or ICMP
+ *   unreachable / prohibited);
+ * - UDP to an address that is not ours goes to the host (gw_udp), and the
+ *   host answers with tt_gw_udp_send, from that address;
+ * - ICMP echo to an address that is not ours goes to the host (gw_icmp) too.
+ * Everything else (the gateway's own DHCP, DNS, established flows) takes
+ * lwIP's normal path. Policy lives in the host. */
+#include "glue.h"
+#include "lwip/raw.h"
+#include "lwip/udp.h"
+#include "lwip/tcp.h"
+#include "lwip/icmp.h"
+#include "lwip/ip.h"
+#include "lwip/inet_chksum.h"
+#include "lwip/prot/ip4.h"
+#include "lwip/prot/tcp.h"
+#include "lwip/prot/udp.h"
+#include "lwip/prot/icmp.h"
+#include "lwip/priv/tcp_priv.h"
+#include <string.h>
+
+TT_IMPORT(gw_tcp_syn) void tt_host_gw_tcp_syn(struct netif *netif, struct pbuf *syn, const struct tt_sockaddr *from, const struct tt_sockaddr *to);
+TT_IMPORT(gw_udp) void tt_host_gw_udp(struct netif *netif, const void *data, uint32_t len, const struct tt_sockaddr *from, const struct tt_sockaddr *to);
+TT_IMPORT(gw_icmp) void tt_host_gw_icmp(struct netif *netif, const void *packet, uint32_t len);
+
+#define MAX_NETIFS 256
+static uint8_t gateway_netif[MAX_NETIFS];
+static struct raw_pcb *raw_tcp, *raw_udp, *raw_icmp;
+static struct udp_pcb *reply_pcb;
+
+int tt_hook_ip4_accept(struct netif *netif) {
+  return gateway_netif[netif_get_index(netif)];
+}
+
+static int is_local(const ip4_addr_t *dest) {
+  struct netif *n;
+  NETIF_FOREACH(n) {
+    if (ip4_addr_eq(dest, netif_ip4_addr(n))) return 1;
+  }
+  return 0;
+}
+
+static void addresses(const struct ip_hdr *iph, uint16_t sport, uint16_t dport) {
+  ip_addr_t a;
+  ip_addr_copy_from_ip4(a, iph->src);
+  tt_ip_to_sockaddr(&a, sport, &tt_sockaddrs[0]);
+  ip_addr_copy_from_ip4(a, iph->dest);
+  tt_ip_to_sockaddr(&a, dport, &tt_sockaddrs[1]);
+}
+
+/* The input netif of a packet in a raw callback. */
+static struct netif *input_netif(void) { return ip_current_input_netif(); }
+
+static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr_t *addr) {
+  LWIP_UNUSED_ARG(arg);
+  LWIP_UNUSED_ARG(pcb);
+  LWIP_UNUSED_ARG(addr);
+  struct netif *inp = input_netif();
+  if (!IP_IS_V4_VAL(*ip_current_dest_addr()) || !gateway_netif[netif_get_index(inp)]) return 0;
+  const struct ip_hdr *iph = (const struct ip_hdr *)p->payload;
+  uint16_t hlen = IPH_HL_BYTES(iph);
+  if (p->len < hlen + TCP_HLEN) return 0; /* lwIP's own checks handle it */
+  const struct tcp_hdr *th = (const struct tcp_hdr *)((const uint8_t *)p->payload + hlen);
+  if ((TCPH_FLAGS(th) & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN) return 0;
+  uint16_t dport = lwip_ntohs(th->dest);
+  /* A listener for this address:port (the gateway's own services, or one
+   * made by tt_gw_tcp_accept) takes it. Even SYNs to our own address go to
+   * the host otherwise: it may map them to the host's loopback. */
+  for (struct tcp_pcb_listen *l = tcp_listen_pcbs.listen_pcbs; l != NULL; l = l->next) {
+    if (l->local_port == dport &&
+        (ip_addr_isany(&l->local_ip) || (IP_IS_V4_VAL(l->local_ip) && ip4_addr_eq(ip_2_ip4(&l->local_ip), ip4_current_dest_addr())))) return 0;
+  }
+  /* A retransmitted SYN of an accepted flow belongs to lwIP. */
+  for (struct tcp_pcb *a = tcp_active_pcbs; a != NULL; a = a->next) {
+    if (a->local_port == dport && a->remote_port == lwip_ntohs(th->src) &&
+        ip4_addr_eq(ip_2_ip4(&a->local_ip), ip4_current_dest_addr()) && ip4_addr_eq(ip_2_ip4(&a->remote_ip), ip4_current_src_addr())) return 0;
+  }
+  addresses(iph, lwip_ntohs(th->src), dport);
+  tt_host_gw_tcp_syn(inp, p, &tt_sockaddrs[0], &tt_sockaddrs[1]);
+  return 1; /* held: the host calls tt_gw_tcp_accept or tt_gw_tcp_reject */
+}
+
+static u8_t on_udp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr_t *addr) {
+  LWIP_UNUSED_ARG(arg);
+  LWIP_UNUSED_ARG(pcb);
+  LWIP_UNUSED_ARG(addr);
+  struct netif *inp = input_netif();
+  if (!IP_IS_V4_VAL(*ip_current_dest_addr()) || !gateway_netif[netif_get_index(inp)]) return 0;
+  if (ip4_addr_isbroadcast(ip4_current_dest_addr(), inp) || ip4_addr_ismulticast(ip4_current_dest_addr())) return 0;
+  const struct ip_hdr *iph = (const struct ip_hdr *)p->payload;
+  uint16_t hlen = IPH_HL_BYTES(iph);
+  if (p->tot_len < hlen + UDP_HLEN) return 0;
+  if (is_local(ip4_current_dest_addr())) {
+    /* Ours when one of our UDP sockets has the port (DHCP, DNS); else the host's. */
+    u16_t dport_n;
+    pbuf_copy_partial(p, &dport_n, 2, hlen + 2);
+    for (struct udp_pcb *u = udp_pcbs; u != NULL; u = u->next) {
+      if (u->local_port == lwip_ntohs(dport_n)) return 0;
+    }
+  }
+  if (pbuf_remove_header(p, hlen) != 0) return 0;
+  struct udp_hdr uh;
+  pbuf_copy_partial(p, &uh, UDP_HLEN, 0);
+  uint16_t ulen = lwip_ntohs(uh.len);
+  int bad = ulen < UDP_HLEN || ulen > p->tot_len;
+#if CHECKSUM_CHECK_UDP
+  IF__NETIF_CHECKSUM_ENABLED(inp, NETIF_CHECKSUM_CHECK_UDP) {
+    if (!bad && uh.chksum != 0 &&
+        ip_chksum_pseudo(p, IP_PROTO_UDP, p->tot_len, ip_current_src_addr(), ip_current_dest_addr()) != 0) bad = 1;
+  }
+#endif
+  if (bad) {
+    UDP_STATS_INC(udp.chkerr);
+    UDP_STATS_INC(udp.drop);
+    pbuf_free(p);
+    return 1;
+  }
+  UDP_STATS_INC(udp.recv);
+  addresses(iph, lwip_ntohs(uh.src), lwip_ntohs(uh.dest));
+  pbuf_remove_header(p, UDP_HLEN);
+  pbuf_realloc(p, (u16_t)(ulen - UDP_HLEN)); /* drop any bytes past the UDP length */
+  if (p->next == NULL) {
+    tt_host_gw_udp(inp, p->payload, p->len, &tt_sockaddrs[0], &tt_sockaddrs[1]);
+  } else {
+    void *flat = mem_malloc(p->tot_len);
+    if (flat) {
+      pbuf_copy_partial(p, flat, p->tot_len, 0);
+      tt_host_gw_udp(inp, flat, p->tot_len, &tt_sockaddrs[0], &tt_sockaddrs[1]);
+      mem_free(flat);
+    }
+  }
+  pbuf_free(p);
+  return 1;
+}
+
+static u8_t on_icmp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr_t *addr) {
+  LWIP_UNUSED_ARG(arg);
+  LWIP_UNUSED_ARG(pcb);
+  LWIP_UNUSED_ARG(addr);
+  struct netif *inp = input_netif();
+  if (!IP_IS_V4_VAL(*ip_current_dest_addr()) || !gateway_netif[netif_get_index(inp)]) return 0;
+  if (is_local(ip4_current_dest_addr()) || ip4_addr_isbroadcast(ip4_current_dest_addr(), inp)) return 0;
+  /* Not ours to answer: lwIP would reply to pings for any address. */
+  if (p->next == NULL) tt_host_gw_icmp(inp, p->payload, p->len);
+  pbuf_free(p);
+  return 1;
+}
+
+/* Puts netif in (or out of) gateway mode. */
+TT_EXPORT(tt_gw_set) int32_t tt_gw_set(struct netif *netif, uint32_t on) {
+  uint8_t idx = netif_get_index(netif);
+  gateway_netif[idx] = on ? 1 : 0;
+  if (raw_tcp == NULL) {
+    raw_tcp = raw_new(IP_PROTO_TCP);
+    raw_udp = raw_new(IP_PROTO_UDP);
+    raw_icmp = raw_new(IP_PROTO_ICMP);
+    reply_pcb = udp_new();
+    if (!raw_tcp || !raw_udp || !raw_icmp || !reply_pcb) return ERR_MEM;
+    raw_recv(raw_tcp, on_tcp, NULL);
+    raw_recv(raw_udp, on_udp, NULL);
+    raw_recv(raw_icmp, on_icmp, NULL);
+  }
+  return ERR_OK;
+}
+
+/* Accepts a held SYN: listens on its destination address:port (listener id
+ * as given, for tcp_accept) and feeds the SYN back in. Returns the listener
+ * handle (the host closes it once the connection is accepted) or -err. */
+TT_EXPORT(tt_gw_tcp_accept) int32_t tt_gw_tcp_accept(struct pbuf *syn, uint32_t listener_id) {
+  extern int32_t tt_tcp_listen(struct tcp_pcb *pcb, uint32_t id, uint32_t backlog);
+  const struct ip_hdr *iph = (const struct ip_hdr *)syn->payload;
+  const struct tcp_hdr *th = (const struct tcp_hdr *)((const uint8_t *)syn->payload + IPH_HL_BYTES(iph));
+  struct netif *inp = netif_get_by_index(syn->if_idx);
+  ip_addr_t dest;
+  ip_addr_copy_from_ip4(dest, iph->dest);
+  struct tcp_pcb *pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
+  if (pcb == NULL || inp == NULL) {
+    if (pcb) tcp_abort(pcb);
+    pbuf_free(syn);
+    return ERR_MEM;
+  }
+  ip_set_option(pcb, SOF_REUSEADDR);
+  err_t err = tcp_bind(pcb, &dest, lwip_ntohs(th->dest));
+  if (err != ERR_OK) {
+    tcp_abort(pcb);
+    pbuf_free(syn);
+    return err;
+  }
+  int32_t listener = tt_tcp_listen(pcb, listener_id, 8);
+  if (listener <= 0) {
+    tcp_abort(pcb);
+    pbuf_free(syn);
+    return listener;
+  }
+  ip_input(syn, inp);
+  return listener;
+}
+
+/* Rejects a held SYN: how 0 = RST, 255 = drop silently (a retransmitted
+ * SYN of a flow the host is still connecting), else ICMP destination
+ * unreachable with that code (1 host, 3 port, 13 administratively
+ * prohibited). */
+TT_EXPORT(tt_gw_tcp_reject) void tt_gw_tcp_reject(struct pbuf *syn, uint32_t how) {
+  const struct ip_hdr *iph = (const struct ip_hdr *)syn->payload;
+  const struct tcp_hdr *th = (const struct tcp_hdr *)((const uint8_t *)syn->payload + IPH_HL_BYTES(iph));
+  struct netif *inp = netif_get_by_index(syn->if_idx);
+  if (inp != NULL && how != 255) {
+    if (how == 0) {
+      ip_addr_t local, remote;
+      ip_addr_copy_from_ip4(local, iph->dest);
+      ip_addr_copy_from_ip4(remote, iph->src);
+      u32_t seq = lwip_ntohl(th->seqno);
+      tcp_rst_netif(inp, 0, seq + 1, &local, &remote, lwip_ntohs(th->dest), lwip_ntohs(th->src));
+    } else {
+      icmp_dest_unreach(syn, (enum icmp_dur_type)how);
+    }
+  }
+  pbuf_free(syn);
+}
+
+/* Sends a UDP datagram to the sandbox from an outside address:
+ * source in tt_sockaddrs[0], destination in tt_sockaddrs[1]. */
+TT_EXPORT(tt_gw_udp_send) int32_t tt_gw_udp_send(struct netif *netif, const void *data, uint32_t len) {
+  ip_addr_t src, dst;
+  tt_sockaddr_to_ip(&tt_sockaddrs[0], &src);
+  tt_sockaddr_to_ip(&tt_sockaddrs[1], &dst);
+  if (len > 0xFFFF - 8) return ERR_VAL;
+  struct pbuf *p = pbuf_alloc(PBUF_TRANSPORT, (u16_t)len, PBUF_RAM);
+  if (p == NULL) return ERR_MEM;
+  memcpy(p->payload, data, len);
+  ip_addr_copy(reply_pcb->local_ip, src);
+  reply_pcb->local_port = tt_sockaddrs[0].port;
+  err_t err = udp_sendto_if_src(reply_pcb, p, &dst, tt_sockaddrs[1].port, netif, &src);
+  pbuf_free(p);
+  return err;
+}
