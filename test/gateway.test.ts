@@ -5,7 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCable, createStack, type Stack } from '../src/index.js';
-import { createGateway, type FlowInfo, type Gateway } from '../src/gateway/gateway.js';
+import { createGateway, parseForward, type FlowInfo, type Gateway } from '../src/gateway/gateway.js';
 
 // In-process: the sandbox is a stack on a cable to the gateway, and every
 // host socket the gateway opens goes to this machine's loopback (through
@@ -162,4 +162,45 @@ describe('gateway (slirp mode) over host sockets', () => {
     expect(n).toBe(total);
     expect(got.digest('hex')).toBe(sent.digest('hex'));
   }, 30_000);
+
+  it('forwards host ports into the sandbox (TCP and UDP), added and removed at run time', async () => {
+    const { gw, sandbox } = setup();
+    sandbox.createServer((s) => s.end('from the sandbox')).listen(8080);
+    const udp = sandbox.createSocket('udp4');
+    udp.on('message', (msg: Buffer, rinfo: { address: string; port: number }) => udp.send(Buffer.concat([Buffer.from('sandbox:'), msg]), rinfo.port, rinfo.address));
+    udp.bind(5353);
+    await once(udp, 'listening');
+
+    const tcp = await gw.addForward({ hostPort: 0, guestPort: 8080 });
+    const viaUdp = await gw.addForward(parseForward(`0:5353/udp`));
+    expect(gw.forwards).toHaveLength(2);
+    const text = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(tcp.hostPort, '127.0.0.1');
+      let t = '';
+      c.on('data', (d: Buffer) => (t += d));
+      c.on('end', () => resolve(t));
+      c.on('error', reject);
+    });
+    expect(text).toBe('from the sandbox');
+
+    const client = dgram.createSocket('udp4');
+    cleanup.push(() => client.close());
+    const reply = once(client, 'message');
+    client.send('hello', viaUdp.hostPort, '127.0.0.1');
+    expect(((await reply) as [Buffer])[0].toString()).toBe('sandbox:hello');
+
+    expect(gw.removeForward(tcp)).toBe(true);
+    const refused = net.connect(tcp.hostPort, '127.0.0.1');
+    const [err] = await once(refused, 'error');
+    expect((err as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
+    expect(gw.removeForward(tcp)).toBe(false);
+  });
+
+  it('parses -p HOSTPORT:GUESTPORT[/udp] and rejects bad forwards by name', () => {
+    expect(parseForward('8080:80')).toEqual({ hostAddress: undefined, hostPort: 8080, guestPort: 80, protocol: 'tcp' });
+    expect(parseForward('127.0.0.1:5353:53/udp')).toEqual({ hostAddress: '127.0.0.1', hostPort: 5353, guestPort: 53, protocol: 'udp' });
+    expect(() => parseForward('80')).toThrow(/"forward"/);
+    const { gw } = setup();
+    return expect(gw.addForward({ hostPort: 1, guestPort: 0 })).rejects.toThrow(/"guestPort"/);
+  });
 });

@@ -14,7 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createSocket as createDgram, type Socket as DgramSocket } from 'node:dgram';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { GatewayHandler, HeldSyn } from '../core/stack.js';
 import type { Interface } from '../core/interface.js';
 import type { Link } from '../core/link.js';
@@ -45,6 +45,33 @@ export interface GatewayOptions {
   udpIdleTimeout?: number;
   /** Options for the gateway's stack. */
   stack?: StackOptions;
+}
+
+/** A host port forwarded into the sandbox. */
+export interface ForwardOptions {
+  protocol?: 'tcp' | 'udp';
+  /** Host port to listen on (0 picks one; the chosen port is in the result). */
+  hostPort: number;
+  /** Host address to listen on. Default '127.0.0.1'. */
+  hostAddress?: string;
+  guestPort: number;
+  /** Default: the gateway's guest address. */
+  guestAddress?: string;
+}
+
+export interface Forward {
+  readonly protocol: 'tcp' | 'udp';
+  readonly hostAddress: string;
+  readonly hostPort: number;
+  readonly guestAddress: string;
+  readonly guestPort: number;
+}
+
+/** Parses the CLI's -p HOSTPORT:GUESTPORT[/udp]. */
+export function parseForward(text: string): ForwardOptions {
+  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d{1,5}):(\d{1,5})(?:\/(tcp|udp))?$/.exec(text);
+  if (!m) throw invalidOption('forward', "HOSTPORT:GUESTPORT[/udp] or HOSTADDR:HOSTPORT:GUESTPORT[/udp]", text);
+  return { hostAddress: m[1], hostPort: Number(m[2]), guestPort: Number(m[3]), protocol: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp' };
 }
 
 export interface FlowInfo {
@@ -279,6 +306,108 @@ export class Gateway extends EventEmitter {
     this.emit('flow-close', flow.info);
   }
 
+  // ---------------------------------------------------------------- forwards
+
+  readonly #forwards = new Map<Forward, () => void>();
+
+  /** Forwards a host port into the sandbox; resolves once it listens. */
+  async addForward(options: ForwardOptions): Promise<Forward> {
+    if (this.#closed) throw Object.assign(new Error('gateway is closed'), { code: 'ERR_GATEWAY_CLOSED' });
+    if (options === null || typeof options !== 'object') throw invalidOption('forward', 'an object', options);
+    const protocol = options.protocol ?? 'tcp';
+    if (protocol !== 'tcp' && protocol !== 'udp') throw invalidOption('protocol', "'tcp' or 'udp'", protocol);
+    const checkPort = (name: string, v: unknown, min: number) => {
+      if (!Number.isInteger(v) || (v as number) < min || (v as number) > 65535) throw invalidOption(name, `an integer from ${min} to 65535`, v);
+    };
+    checkPort('hostPort', options.hostPort, 0);
+    checkPort('guestPort', options.guestPort, 1);
+    const hostAddress = options.hostAddress ?? '127.0.0.1';
+    if (!parseIp(hostAddress)) throw invalidOption('hostAddress', 'an IP address', hostAddress);
+    const guestAddress = options.guestAddress ?? this.guestAddress;
+    if (!parseIp(guestAddress)) throw invalidOption('guestAddress', 'an IP address', guestAddress);
+    return protocol === 'tcp'
+      ? this.#forwardTcp(hostAddress, options.hostPort, guestAddress, options.guestPort)
+      : this.#forwardUdp(hostAddress, options.hostPort, guestAddress, options.guestPort);
+  }
+
+  /** Stops a forward: its port closes and its connections end. */
+  removeForward(forward: Forward): boolean {
+    const stop = this.#forwards.get(forward);
+    if (!stop) return false;
+    this.#forwards.delete(forward);
+    stop();
+    return true;
+  }
+
+  get forwards(): Forward[] {
+    return [...this.#forwards.keys()];
+  }
+
+  async #forwardTcp(hostAddress: string, hostPort: number, guestAddress: string, guestPort: number): Promise<Forward> {
+    const live = new Set<{ outer: Socket; inner: TcpSocket }>();
+    const server: Server = createNetServer({ allowHalfOpen: true }, (outer) => {
+      const inner = this.stack.connect({ port: guestPort, host: guestAddress, allowHalfOpen: true });
+      const pair = { outer, inner };
+      live.add(pair);
+      outer.pipe(inner);
+      inner.pipe(outer);
+      inner.on('error', () => (outer.resetAndDestroy ? outer.resetAndDestroy() : outer.destroy()));
+      outer.on('error', () => inner.destroy());
+      outer.once('close', () => live.delete(pair));
+    });
+    server.listen(hostPort, hostAddress);
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    const forward: Forward = { protocol: 'tcp', hostAddress, hostPort: (server.address() as AddressInfo).port, guestAddress, guestPort };
+    this.#forwards.set(forward, () => {
+      server.close();
+      for (const { outer, inner } of live) {
+        outer.destroy();
+        inner.destroy();
+      }
+    });
+    return forward;
+  }
+
+  async #forwardUdp(hostAddress: string, hostPort: number, guestAddress: string, guestPort: number): Promise<Forward> {
+    const outer = createDgram('udp4');
+    const mappings = new Map<string, { socket: ReturnType<Stack['createSocket']>; timer: ReturnType<typeof setTimeout> }>();
+    const expire = (key: string) => {
+      const m = mappings.get(key);
+      if (!m) return;
+      mappings.delete(key);
+      clearTimeout(m.timer);
+      m.socket.close();
+    };
+    outer.on('message', (msg, rinfo) => {
+      const key = `${rinfo.address}:${rinfo.port}`;
+      let m = mappings.get(key);
+      if (!m) {
+        const socket = this.stack.createSocket('udp4');
+        socket.on('message', (reply: Buffer) => outer.send(reply, rinfo.port, rinfo.address));
+        m = { socket, timer: setTimeout(() => expire(key), this.#udpIdle) };
+        mappings.set(key, m);
+      }
+      clearTimeout(m.timer);
+      m.timer = setTimeout(() => expire(key), this.#udpIdle);
+      m.timer.unref?.();
+      m.socket.send(msg, guestPort, guestAddress);
+    });
+    outer.bind(hostPort, hostAddress);
+    await new Promise<void>((resolve, reject) => {
+      outer.once('listening', resolve);
+      outer.once('error', reject);
+    });
+    const forward: Forward = { protocol: 'udp', hostAddress, hostPort: outer.address().port, guestAddress, guestPort };
+    this.#forwards.set(forward, () => {
+      outer.close();
+      for (const key of [...mappings.keys()]) expire(key);
+    });
+    return forward;
+  }
+
   metrics(): GatewayMetrics {
     return { ...this.#metrics };
   }
@@ -286,6 +415,7 @@ export class Gateway extends EventEmitter {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const f of [...this.#forwards.keys()]) this.removeForward(f);
     for (const { inner, host } of this.#tcp) {
       inner.destroy();
       host.destroy();
