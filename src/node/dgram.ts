@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { Stack } from '../core/stack.js';
 import type { UdpEndpoint } from '../core/udp.js';
 import { invalidOption, lwipError } from '../core/errors.js';
-import { parseIp } from '../wire/address.js';
+import { IPV4_ANY, IPV6_ANY, parseIp } from '../wire/address.js';
 
 export interface RemoteInfo {
   address: string;
@@ -41,10 +41,13 @@ export class UdpSocket extends EventEmitter {
       : { port: args[0] as number | undefined, address: args[1] as string | undefined };
     const port = opts.port ?? 0;
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('port', 'an integer from 0 to 65535', opts.port);
-    let address = null;
+    // As in Node: no address means 0.0.0.0 for udp4 and :: for udp6, so a
+    // udp4 and a udp6 socket can share a port number.
+    let address = this.type === 'udp6' ? IPV6_ANY : IPV4_ANY;
     if (opts.address !== undefined) {
-      address = parseIp(opts.address);
-      if (!address) throw invalidOption('address', 'an IP address', opts.address);
+      const parsed = parseIp(opts.address);
+      if (!parsed) throw invalidOption('address', 'an IP address', opts.address);
+      address = parsed;
     }
     if (cb) this.once('listening', cb);
     try {
