@@ -15,7 +15,12 @@ export {
 export { StreamLink, type StreamLinkOptions, type StreamLinkCounters } from './node/stream-link.js';
 export { pcapFile } from './node/pcap.js';
 export { loadNative } from './node/native.js';
-export { Gateway, createGateway, type GatewayOptions, type GatewayMetrics, type FlowInfo } from './gateway/gateway.js';
+export {
+  Gateway, createGateway, parseForward, type GatewayOptions, type GatewayMetrics, type FlowInfo, type Forward, type ForwardOptions,
+} from './gateway/gateway.js';
+export { DnsForwarder, type DnsForwarderOptions } from './gateway/dns-server.js';
+export { DhcpServer } from './gateway/dhcp-server.js';
+export { EgressPolicy, type EgressPolicyOptions } from './gateway/policy.js';
 export {
   Interface, createCable, createLoopback, ManualClock, realClock, errorCode, ERR, MIN_MTU, MAX_MTU,
   type StackOptions, type InterfaceOptions, type Route, type RouteOptions, type Neighbor, type StackStats,

@@ -17,8 +17,17 @@ afterEach(() => {
 
 function setup(options: { hostLoopback?: boolean } = {}): { gw: Gateway; sandbox: Stack } {
   const [gwLink, sandboxLink] = createCable({ mtu: 1500 });
-  const gw = createGateway({ link: gwLink, hostLoopback: options.hostLoopback ?? true });
-  const sandbox = createStack();
+  const gw = createGateway({
+    link: gwLink,
+    hostLoopback: options.hostLoopback ?? true,
+    hosts: { 'host.test': ['10.0.2.2'], 'six.test': ['fd00::2'] },
+    // Never asked in these tests (only `hosts` names are looked up); fails loudly if it were.
+    resolver: {
+      resolve4: () => Promise.reject(Object.assign(new Error('no upstream in tests'), { code: 'ESERVFAIL' })),
+      resolve6: () => Promise.reject(Object.assign(new Error('no upstream in tests'), { code: 'ESERVFAIL' })),
+    },
+  });
+  const sandbox = createStack({ dnsServers: ['10.0.2.3'] });
   sandbox.addInterface({ link: sandboxLink, ipv4: '10.0.2.100/24', gateway: '10.0.2.2' });
   cleanup.push(() => {
     sandbox.close();
@@ -202,5 +211,44 @@ describe('gateway (slirp mode) over host sockets', () => {
     expect(() => parseForward('80')).toThrow(/"forward"/);
     const { gw } = setup();
     return expect(gw.addForward({ hostPort: 1, guestPort: 0 })).rejects.toThrow(/"guestPort"/);
+  });
+
+  it('answers DNS at the dns address, over UDP and TCP', async () => {
+    const { gw, sandbox } = setup();
+    await gw.ready;
+    expect(await sandbox.resolve('host.test')).toEqual(['10.0.2.2']);
+    expect(await sandbox.resolve('six.test', { family: 6 })).toEqual(['fd00::2']);
+    // TCP: a query with the 2-byte length prefix (RFC 1035 4.2.2).
+    const { encodeDnsQuery, decodeDnsMessage } = await import('../src/wire/dns.js');
+    const query = encodeDnsQuery({ id: 7, name: 'host.test', type: 1 });
+    const sock = sandbox.connect({ port: 53, host: '10.0.2.3', allowHalfOpen: true });
+    const framed = Buffer.alloc(2 + query.length);
+    framed.writeUInt16BE(query.length, 0);
+    framed.set(query, 2);
+    const chunks: Buffer[] = [];
+    sock.on('data', (d: Buffer) => chunks.push(d));
+    const ended = once(sock, 'end');
+    sock.end(framed);
+    await ended;
+    const reply = Buffer.concat(chunks);
+    const msg = decodeDnsMessage(reply.subarray(2, 2 + reply.readUInt16BE(0)));
+    expect(msg?.answers.map((a) => a.value)).toEqual(['10.0.2.2']);
+    expect(gw.dns.counters.tcp).toBeGreaterThan(0);
+  });
+
+  it('leases the guest address by DHCP, with the gateway as router and DNS', async () => {
+    const [gwLink, sandboxLink] = createCable({ mtu: 1500 });
+    const gw = createGateway({ link: gwLink, hostLoopback: true, hosts: { 'host.test': ['10.0.2.2'] } });
+    const sandbox = createStack();
+    cleanup.push(() => {
+      sandbox.close();
+      gw.close();
+    });
+    await gw.ready;
+    const iface = sandbox.addInterface({ link: sandboxLink, dhcp: true });
+    await new Promise<void>((resolve) => iface.on('address', () => iface.ipv4 && resolve()));
+    expect(iface.ipv4).toMatchObject({ address: '10.0.2.100', prefixLength: 24, gateway: '10.0.2.2' });
+    expect(sandbox.dnsServers).toEqual(['10.0.2.3']);
+    expect(await sandbox.resolve('host.test')).toEqual(['10.0.2.2']);
   });
 });

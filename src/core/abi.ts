@@ -77,6 +77,7 @@ export interface WasmExports {
   tt_udp_local(pcb: Handle): void;
   tt_udp_sendto(pcb: Handle, data: Ptr, len: number): number;
   tt_udp_remove(pcb: Handle): void;
+  tt_udp_bind_netif(pcb: Handle, netif: Handle): void;
   tt_raw_new(family: number, proto: number, id: number): Handle;
   tt_raw_sendto(pcb: Handle, data: Ptr, len: number): number;
   tt_raw_remove(pcb: Handle): void;
@@ -85,6 +86,7 @@ export interface WasmExports {
   tt_gw_tcp_accept(syn: Handle, listenerId: number): number;
   tt_gw_tcp_reject(syn: Handle, how: number): void;
   tt_gw_udp_send(netif: Handle, data: Ptr, len: number): number;
+  tt_gw_proxy_arp(ip: number): number;
   // DNS
   tt_dns_set_server(i: number): void;
   tt_dns_get_server(i: number): void;
@@ -106,10 +108,10 @@ export const EXPORT_ARITY: { readonly [K in Exclude<keyof WasmExports, 'memory' 
   tt_tcp_new: 1, tt_tcp_attach: 2, tt_tcp_bind: 1, tt_tcp_listen: 3, tt_tcp_connect: 1, tt_tcp_write: 4,
   tt_tcp_output: 1, tt_tcp_sndbuf: 1, tt_tcp_recved: 2, tt_tcp_shutdown_write: 1, tt_tcp_close: 1,
   tt_tcp_abort: 1, tt_tcp_addresses: 1, tt_tcp_set_nodelay: 2, tt_tcp_set_keepalive: 5, tt_tcp_state: 1,
-  tt_udp_new: 2, tt_udp_bind: 1, tt_udp_local: 1, tt_udp_sendto: 3, tt_udp_remove: 1,
+  tt_udp_new: 2, tt_udp_bind: 1, tt_udp_local: 1, tt_udp_sendto: 3, tt_udp_remove: 1, tt_udp_bind_netif: 2,
   tt_raw_new: 3, tt_raw_sendto: 3, tt_raw_remove: 1,
   tt_dns_set_server: 1, tt_dns_get_server: 1, tt_dns_lookup: 3,
-  tt_gw_set: 2, tt_gw_tcp_accept: 2, tt_gw_tcp_reject: 2, tt_gw_udp_send: 3,
+  tt_gw_set: 2, tt_gw_tcp_accept: 2, tt_gw_tcp_reject: 2, tt_gw_udp_send: 3, tt_gw_proxy_arp: 1,
 };
 
 /** What the module imports from the host (module "tcpip"). No import may throw. */

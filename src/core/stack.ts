@@ -916,6 +916,14 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     else this.#gateways.delete(iface.handle);
   }
 
+  /** Makes gateway-mode interfaces answer ARP for an extra IPv4 address. */
+  gatewayProxyArp(address: IpAddress): void {
+    this.#live();
+    if (address.family !== 4) throw invalidOption('address', 'an IPv4 address', formatIp(address));
+    const err = this.session.run((x) => x.tt_gw_proxy_arp(u32(address.bytes)));
+    if (err !== 0) throw lwipError(err, 'gateway');
+  }
+
   /** Sends a UDP datagram into iface as if from an outside address. */
   gatewayUdpSend(iface: Interface, data: Uint8Array, from: IpAddress, fromPort: number, to: IpAddress, toPort: number): number {
     this.#live();

@@ -40,6 +40,11 @@ export class UdpEndpoint {
     return s.run((x) => x.tt_udp_sendto(this.#pcb, buf, data.length));
   }
 
+  /** Ties the endpoint to one interface (handle), or unties it (0). */
+  bindInterface(netif: number): void {
+    if (this.open) this.session.run((x) => x.tt_udp_bind_netif(this.#pcb, netif));
+  }
+
   close(): void {
     if (!this.open) return;
     const pcb = this.#pcb;

@@ -24,6 +24,9 @@ import { formatIp, parseIp, parsePrefix, prefixContains, type IpAddress } from '
 import { createStack, type Stack } from '../node/stack.js';
 import { TcpSocket } from '../node/socket.js';
 import type { StackOptions } from '../core/stack.js';
+import { DnsForwarder, type UpstreamResolver } from './dns-server.js';
+import { DhcpServer } from './dhcp-server.js';
+import { EgressPolicy, type EgressPolicyOptions } from './policy.js';
 
 export interface GatewayOptions {
   link: Link;
@@ -45,6 +48,12 @@ export interface GatewayOptions {
   udpIdleTimeout?: number;
   /** Options for the gateway's stack. */
   stack?: StackOptions;
+  /** The egress policy, or options to build one (default: allow all but link-local and the host's own addresses). */
+  policy?: EgressPolicy | EgressPolicyOptions;
+  /** Upstream resolver for the DNS at `dns` (default: node:dns with the host's servers). */
+  resolver?: UpstreamResolver;
+  /** Static DNS records served at `dns`. */
+  hosts?: Record<string, string[]>;
 }
 
 /** A host port forwarded into the sandbox. */
@@ -117,6 +126,12 @@ export class Gateway extends EventEmitter {
   readonly gatewayAddress: string;
   readonly dnsAddress: string;
   readonly guestAddress: string;
+  readonly policy: EgressPolicy;
+  readonly dns: DnsForwarder;
+  /** Leases the guest address, with the gateway as router and DNS, and the MTU. */
+  readonly dhcp: DhcpServer;
+  /** Resolves once the gateway's own services (DNS, DHCP) listen. */
+  readonly ready: Promise<void>;
   readonly #hostLoopback: boolean;
   readonly #connectTimeout: number;
   readonly #udpIdle: number;
@@ -164,6 +179,34 @@ export class Gateway extends EventEmitter {
       udp: (iface, data, from, to) => this.#udpOut(iface, data, from, to),
     };
     this.stack.setGateway(this.interface, handler);
+    this.stack.gatewayProxyArp(dns); // the DNS address is on no interface
+    this.policy = options.policy instanceof EgressPolicy ? options.policy : new EgressPolicy(options.policy ?? {});
+    // TCP queries reach the forwarder's listener on the DNS address through
+    // lwIP; UDP ones come through #udpOut (lwIP sends UDP only from an
+    // interface's own address).
+    this.dns = new DnsForwarder({ stack: this.stack, address: this.dnsAddress, policy: this.policy, resolver: options.resolver, hosts: options.hosts });
+    this.dhcp = new DhcpServer(this.stack, {
+      interface: this.interface.name,
+      serverAddress: this.gatewayAddress,
+      subnet: options.subnet ?? DEFAULTS.subnet,
+      guest: this.guestAddress,
+      router: this.gatewayAddress,
+      dns: [this.dnsAddress],
+      mtu: this.interface.mtu,
+    });
+    this.ready = Promise.all([this.dns.listen(), this.dhcp.start()]).then(() => undefined);
+    this.ready.catch(() => undefined);
+  }
+
+  /** Whether the policy lets the sandbox reach `to`; counts a denial. */
+  #allowed(protocol: 'tcp' | 'udp', to: SocketAddress): boolean {
+    if (to.address === this.gatewayAddress || to.address === this.dnsAddress) return true; // governed by hostLoopback / served here
+    const decision = this.policy.decide({ protocol, address: to.address, port: to.port });
+    if (!decision.allowed) {
+      this.#metrics.denied++;
+      this.emit('denied', { protocol, to: `${to.address}:${to.port}`, reason: decision.reason, rule: decision.rule });
+    }
+    return decision.allowed;
   }
 
   /** Where a sandbox flow to `to` goes on the host, or null when it may not. */
@@ -179,9 +222,9 @@ export class Gateway extends EventEmitter {
       syn.reject('drop'); // a retransmitted SYN while the host connect is under way
       return;
     }
-    const target = this.#target(syn.to);
+    const target = this.#allowed('tcp', syn.to) ? this.#target(syn.to) : null;
     if (!target || this.#closed) {
-      this.#metrics.denied++;
+      if (target === null && (syn.to.address === this.gatewayAddress || syn.to.address === this.dnsAddress)) this.#metrics.denied++;
       syn.reject('reset');
       return;
     }
@@ -251,7 +294,15 @@ export class Gateway extends EventEmitter {
   }
 
   #udpOut(iface: Interface, data: Uint8Array, from: SocketAddress, to: SocketAddress): void {
-    const target = this.#target(to);
+    if (to.address === this.dnsAddress && to.port === 53) {
+      void this.dns.respond(data, { transport: 'udp' }).then((reply) => {
+        const src = parseIp(this.dnsAddress);
+        const dst = parseIp(from.address);
+        if (reply && src && dst && !this.#closed) this.stack.gatewayUdpSend(iface, reply, src, 53, dst, from.port);
+      });
+      return;
+    }
+    const target = this.#allowed('udp', to) ? this.#target(to) : null;
     if (!target || this.#closed) {
       this.#metrics.denied++;
       return;
@@ -421,6 +472,8 @@ export class Gateway extends EventEmitter {
       host.destroy();
     }
     for (const key of [...this.#udp.keys()]) this.#udpExpire(key);
+    void this.dns.close().catch(() => undefined);
+    void Promise.resolve(this.dhcp.close()).catch(() => undefined);
     this.stack.close();
   }
 }

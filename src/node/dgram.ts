@@ -20,11 +20,16 @@ export class UdpSocket extends EventEmitter {
   #ep: UdpEndpoint;
   #bound = false;
 
-  constructor(stack: Stack, type: 'udp4' | 'udp6') {
+  /** The interface the socket is tied to (createSocket's `interface`), or null. */
+  readonly interface: string | null;
+
+  constructor(stack: Stack, type: 'udp4' | 'udp6', iface?: { name: string; handle: number }) {
     super();
     this.#stack = stack;
     this.type = type;
     this.#ep = stack.udpOpen(type === 'udp6' ? 6 : 4);
+    this.interface = iface?.name ?? null;
+    if (iface) this.#ep.bindInterface(iface.handle);
     this.#ep.onMessage = (data, from) => {
       const msg = Buffer.from(data.buffer, data.byteOffset, data.length);
       const rinfo: RemoteInfo = { address: from.address, family: from.family === 6 ? 'IPv6' : 'IPv4', port: from.port, size: data.length };

@@ -85,10 +85,22 @@ export class Stack extends CoreStack {
     return new TcpServer(this, options ?? {}, onConnection);
   }
 
-  createSocket(type: 'udp4' | 'udp6' | { type: 'udp4' | 'udp6' }, onMessage?: (msg: Buffer, rinfo: unknown) => void): UdpSocket {
+  /**
+   * createSocket('udp4' | 'udp6', onMessage?) or createSocket({ type, interface? }, onMessage?).
+   * `interface` (a name such as 'eth0') ties the socket to that interface:
+   * it sends there without a route lookup (limited broadcast included) and
+   * hears only what arrives there.
+   */
+  createSocket(type: 'udp4' | 'udp6' | { type: 'udp4' | 'udp6'; interface?: string }, onMessage?: (msg: Buffer, rinfo: unknown) => void): UdpSocket {
     const t = typeof type === 'object' && type !== null ? type.type : type;
     if (t !== 'udp4' && t !== 'udp6') throw invalidOption('type', "'udp4' or 'udp6'", t);
-    const socket = new UdpSocket(this, t);
+    let iface: { name: string; handle: number } | undefined;
+    if (typeof type === 'object' && type !== null && type.interface !== undefined) {
+      const found = this.interfaces.find((i) => i.name === type.interface);
+      if (!found) throw invalidOption('interface', 'the name of an interface of this stack', type.interface);
+      iface = found;
+    }
+    const socket = new UdpSocket(this, t, iface);
     if (onMessage) socket.on('message', onMessage);
     return socket;
   }

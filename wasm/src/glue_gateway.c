@@ -34,7 +34,33 @@ TT_IMPORT(gw_udp) void tt_host_gw_udp(struct netif *netif, const void *data, uin
 TT_IMPORT(gw_icmp) void tt_host_gw_icmp(struct netif *netif, const void *packet, uint32_t len);
 
 #define MAX_NETIFS 256
+#define MAX_PROXIED 8
 static uint8_t gateway_netif[MAX_NETIFS];
+static netif_input_fn original_input[MAX_NETIFS];
+/* Extra addresses the gateway answers ARP for (its DNS address: it is on
+ * the sandbox's subnet but on no interface). */
+static uint32_t proxied[MAX_PROXIED];
+static uint32_t proxied_count;
+
+int tt_arp_answer_for(struct netif *netif, struct pbuf *p, uint32_t ip);
+
+static err_t gateway_input(struct pbuf *p, struct netif *netif) {
+  for (uint32_t i = 0; i < proxied_count; i++) {
+    if (tt_arp_answer_for(netif, p, proxied[i])) {
+      pbuf_free(p);
+      return ERR_OK;
+    }
+  }
+  return original_input[netif_get_index(netif)](p, netif);
+}
+
+/* Answers ARP for ip (u32, network order) on gateway-mode interfaces. */
+TT_EXPORT(tt_gw_proxy_arp) int32_t tt_gw_proxy_arp(uint32_t ip) {
+  for (uint32_t i = 0; i < proxied_count; i++) if (proxied[i] == ip) return ERR_OK;
+  if (proxied_count == MAX_PROXIED) return ERR_MEM;
+  proxied[proxied_count++] = ip;
+  return ERR_OK;
+}
 static struct raw_pcb *raw_tcp, *raw_udp, *raw_icmp;
 static struct udp_pcb *reply_pcb;
 
@@ -160,6 +186,12 @@ static u8_t on_icmp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_add
 TT_EXPORT(tt_gw_set) int32_t tt_gw_set(struct netif *netif, uint32_t on) {
   uint8_t idx = netif_get_index(netif);
   gateway_netif[idx] = on ? 1 : 0;
+  if (on && (netif->flags & NETIF_FLAG_ETHARP) && netif->input != gateway_input) {
+    original_input[idx] = netif->input;
+    netif->input = gateway_input;
+  } else if (!on && netif->input == gateway_input) {
+    netif->input = original_input[idx];
+  }
   if (raw_tcp == NULL) {
     raw_tcp = raw_new(IP_PROTO_TCP);
     raw_udp = raw_new(IP_PROTO_UDP);
@@ -234,6 +266,7 @@ TT_EXPORT(tt_gw_udp_send) int32_t tt_gw_udp_send(struct netif *netif, const void
   ip_addr_t src, dst;
   tt_sockaddr_to_ip(&tt_sockaddrs[0], &src);
   tt_sockaddr_to_ip(&tt_sockaddrs[1], &dst);
+  if (reply_pcb == NULL) return ERR_CONN; /* no interface was ever in gateway mode */
   if (len > 0xFFFF - 8) return ERR_VAL;
   struct pbuf *p = pbuf_alloc(PBUF_TRANSPORT, (u16_t)len, PBUF_RAM);
   if (p == NULL) return ERR_MEM;

@@ -60,6 +60,25 @@ TT_EXPORT(tt_arp_flush) void tt_arp_flush(struct netif *netif) {
   }
 }
 
+/* Proxy ARP for a gateway's extra addresses (src/glue_gateway.c): answers
+ * an ARP request for ip with netif's own MAC. etharp_raw is private to
+ * etharp.c, compiled into this file. */
+int tt_arp_answer_for(struct netif *netif, struct pbuf *p, uint32_t ip) {
+  if (p->len < SIZEOF_ETH_HDR + SIZEOF_ETHARP_HDR) return 0;
+  const struct eth_hdr *eth = (const struct eth_hdr *)p->payload;
+  if (eth->type != PP_HTONS(ETHTYPE_ARP)) return 0;
+  const struct etharp_hdr *hdr = (const struct etharp_hdr *)((const u8_t *)p->payload + SIZEOF_ETH_HDR);
+  if (hdr->opcode != PP_HTONS(ARP_REQUEST) || hdr->hwtype != PP_HTONS(LWIP_IANA_HWTYPE_ETHERNET) ||
+      hdr->hwlen != ETH_HWADDR_LEN || hdr->protolen != sizeof(ip4_addr_t) || hdr->proto != PP_HTONS(ETHTYPE_IP)) return 0;
+  ip4_addr_t target, sender;
+  IPADDR_WORDALIGNED_COPY_TO_IP4_ADDR_T(&target, &hdr->dipaddr);
+  IPADDR_WORDALIGNED_COPY_TO_IP4_ADDR_T(&sender, &hdr->sipaddr);
+  if (ip4_addr_get_u32(&target) != ip || ip4_addr_eq(&target, &sender)) return 0;
+  etharp_raw(netif, (struct eth_addr *)netif->hwaddr, &hdr->shwaddr, (struct eth_addr *)netif->hwaddr, &target,
+             &hdr->shwaddr, &sender, ARP_REPLY);
+  return 1;
+}
+
 /* ---- IPv6 neighbours ---- */
 
 /* Entry i into out: 16 address bytes, [4] netif, [5] state (lwIP's

@@ -58,6 +58,11 @@ TT_EXPORT(tt_udp_sendto) int32_t tt_udp_sendto(struct udp_pcb *pcb, const void *
 
 TT_EXPORT(tt_udp_remove) void tt_udp_remove(struct udp_pcb *pcb) { udp_remove(pcb); }
 
+/* Ties the socket to one interface (0 unties it): it then sends everything,
+ * the limited broadcast included, out of that interface without a route
+ * lookup, and hears only what arrives there (a DHCP server on one link). */
+TT_EXPORT(tt_udp_bind_netif) void tt_udp_bind_netif(struct udp_pcb *pcb, struct netif *netif) { udp_bind_netif(pcb, netif); }
+
 /* ---- raw IP, used for ICMP echo ---- */
 
 static void deliver_raw(const void *data, uint32_t len, void *arg) {
