@@ -9,5 +9,6 @@
 import inprocess from './inprocess.js';
 import scale from './scale.js';
 import micro from './micro.js';
+import device from './device.js';
 
-export const scenarios = [inprocess, scale, micro];
+export const scenarios = [inprocess, scale, micro, device];
