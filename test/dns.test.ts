@@ -28,14 +28,20 @@ function dnsServer(stack: Stack, zone: Record<string, { A?: string; AAAA?: strin
   return { get queries() { return queries; } };
 }
 
+/** A client stack whose DNS server is the other stack, 10.0.0.53. */
+function clientAndServer(): { client: Stack; server: Stack } {
+  const client = createStack({ dnsServers: ['10.0.0.53'] });
+  const server = createStack();
+  stacks.push(client, server);
+  const [l1, l2] = createCable();
+  client.addInterface({ link: l1, ipv4: '10.0.0.1/24' });
+  server.addInterface({ link: l2, ipv4: '10.0.0.53/24' });
+  return { client, server };
+}
+
 describe('DNS resolution', () => {
   it('resolves A and AAAA through the configured server, and caches', async () => {
-    const client = createStack({ dnsServers: ['10.0.0.53'] });
-    const server = createStack();
-    stacks.push(client, server);
-    const [l1, l2] = createCable();
-    client.addInterface({ link: l1, ipv4: '10.0.0.1/24' });
-    server.addInterface({ link: l2, ipv4: '10.0.0.53/24' });
+    const { client, server } = clientAndServer();
     const dns = dnsServer(server, { 'app.example.test': { A: '192.0.2.10', AAAA: '2001:db8::10' } });
     expect(client.dnsServers).toEqual(['10.0.0.53']);
 
@@ -48,23 +54,13 @@ describe('DNS resolution', () => {
   });
 
   it('rejects an unknown name with ENOTFOUND', async () => {
-    const client = createStack({ dnsServers: ['10.0.0.53'] });
-    const server = createStack();
-    stacks.push(client, server);
-    const [l1, l2] = createCable();
-    client.addInterface({ link: l1, ipv4: '10.0.0.1/24' });
-    server.addInterface({ link: l2, ipv4: '10.0.0.53/24' });
+    const { client, server } = clientAndServer();
     dnsServer(server, {});
     await expect(client.resolve('missing.example.test')).rejects.toMatchObject({ code: 'ENOTFOUND' });
   });
 
   it('lets connect() take a host name', async () => {
-    const client = createStack({ dnsServers: ['10.0.0.53'] });
-    const server = createStack();
-    stacks.push(client, server);
-    const [l1, l2] = createCable();
-    client.addInterface({ link: l1, ipv4: '10.0.0.1/24' });
-    server.addInterface({ link: l2, ipv4: '10.0.0.53/24' });
+    const { client, server } = clientAndServer();
     dnsServer(server, { 'web.example.test': { A: '10.0.0.53' } });
     server.createServer((s) => s.end('by name')).listen(80);
     const sock = client.connect(80, 'web.example.test');
