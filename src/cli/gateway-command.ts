@@ -1,0 +1,390 @@
+/**
+ * `tcpip-ts gateway`: slirp4netns's job as a command. A TAP device is created
+ * inside the target network namespace and served by a gateway stack in this
+ * process, which carries the namespace's flows over host sockets.
+ *
+ * Everything the user typed is validated before anything is created, so a
+ * bad flag costs nothing (exit 2). What is created is undone in reverse
+ * order on SIGINT/SIGTERM or a failure: the TAP disappears with its fd (and
+ * the address and routes with the TAP), a resolv.conf we wrote is removed.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { promisify, parseArgs } from 'node:util';
+import '../node/load.js';
+import { MAX_MTU, MIN_MTU } from '../core/link.js';
+import type { Link } from '../core/link.js';
+import { openTap } from '../node/links.js';
+import { pcapFile } from '../node/pcap.js';
+import { createGateway, parseForward, type ForwardOptions } from '../gateway/gateway.js';
+import { EgressPolicy, hostAddressesOf, parseRule } from '../gateway/policy.js';
+import { parseIp } from '../wire/address.js';
+
+const run = promisify(execFile);
+
+/** slirp4netns's addresses, so guests configured for it work unchanged. */
+export const SUBNET = { prefixLength: 24, gateway: '10.0.2.2', dns: '10.0.2.3', guest: '10.0.2.100' } as const;
+
+export const GATEWAY_USAGE = `Usage: tcpip-ts gateway (--netns PATH | --pid PID) [options]
+
+Gives a network namespace outbound networking through this host's sockets,
+as slirp4netns does: creates a TAP device inside the namespace, configures
+${SUBNET.guest}/${SUBNET.prefixLength} with gateway ${SUBNET.gateway} and DNS ${SUBNET.dns} there, prints one
+"ready" line on stdout, and serves until SIGINT or SIGTERM, then removes what
+it created and exits 0.
+
+Target (exactly one):
+  --netns PATH          the namespace file: /run/netns/NAME, /proc/PID/ns/net
+  --pid PID             the network namespace of process PID (/proc/PID/ns/net)
+
+Options:
+  --tap NAME            TAP device name inside the namespace (default tap0)
+  --mtu N               MTU of the TAP and the gateway, ${MIN_MTU}-${MAX_MTU} (default 1500)
+  -p, --publish SPEC    forward a host port into the namespace; SPEC is
+                        [HOSTADDR:]HOSTPORT:GUESTPORT[/tcp|/udp], HOSTADDR
+                        defaulting to 127.0.0.1 and HOSTPORT 0 picking a free
+                        port (shown on the ready line); repeatable
+  --allow RULE          egress rule admitting flows; repeatable
+  --deny RULE           egress rule refusing flows; repeatable. Rules are
+                        tried in the order given, the first match decides:
+                          RULE = [tcp|udp|icmp|any:]TARGET[:PORTS]
+                          TARGET = * | IPV4[/LEN] | [IPV6[/LEN]] | name:PATTERN
+                          e.g. tcp:10.0.0.0/8:443  udp:*:53  name:*.example.test
+                        Unmatched flows are allowed, except to link-local
+                        addresses (169.254.0.0/16, cloud metadata) and this
+                        host's own addresses, which need an explicit --allow.
+  --host-loopback       connections to ${SUBNET.gateway} reach this host's 127.0.0.1
+                        (off by default)
+  --hosts-file FILE     answer names in FILE (/etc/hosts format) at ${SUBNET.dns}
+                        before asking this host's resolver
+  --pcap FILE           record every frame on the TAP to FILE (pcap)
+  --no-configure        create the TAP only: no address, route or resolver
+  -h, --help            show this help and exit
+
+Resolver: for a named namespace (/run/netns/NAME) the command writes
+/etc/netns/NAME/resolv.conf, which "ip netns exec NAME" bind-mounts, and
+removes it on exit; for other namespaces it leaves files alone and the
+namespace should use nameserver ${SUBNET.dns}.
+
+Ready line (stdout), one forward clause per -p:
+  ready TAP ${SUBNET.guest}/${SUBNET.prefixLength} via ${SUBNET.gateway} dns ${SUBNET.dns} [forward PROTO HOSTADDR:HOSTPORT->GUESTPORT]...
+
+Exit status: 0 after a signal, 1 if setting up or serving fails, 2 for bad usage.
+`;
+
+/** A mistake on the command line: printed with a pointer to --help, exit 2. */
+export class UsageError extends Error {}
+
+export interface GatewayCommand {
+  netns: string;
+  /** NAME when netns is /run/netns/NAME (the resolver can be set through /etc/netns/NAME). */
+  netnsName: string | null;
+  tap: string;
+  mtu: number;
+  forwards: ForwardOptions[];
+  policy: EgressPolicy;
+  hostLoopback: boolean;
+  hosts: Record<string, string[]> | undefined;
+  pcap: string | undefined;
+  configure: boolean;
+}
+
+/** Parses a hosts file: `ADDRESS NAME [ALIAS...]` lines, `#` comments. */
+export function parseHostsFile(text: string, file: string): Record<string, string[]> {
+  const hosts: Record<string, string[]> = {};
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/#.*/, '').trim();
+    if (line === '') return;
+    const [address, ...names] = line.split(/\s+/);
+    if (!parseIp(address!) || names.length === 0) throw new UsageError(`--hosts-file ${file}:${i + 1}: expected "ADDRESS NAME...", got ${JSON.stringify(raw.trim())}`);
+    for (const name of names) (hosts[name.toLowerCase()] ??= []).push(address!);
+  });
+  return hosts;
+}
+
+/** An option's error message without the "The "x" option must be" framing repeated. */
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Parses and validates `tcpip-ts gateway` arguments. Returns null for
+ * --help; throws UsageError naming the bad flag. Touches nothing but reads
+ * (the namespace path, the hosts file).
+ */
+export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      tokens: true,
+      options: {
+        netns: { type: 'string' },
+        pid: { type: 'string' },
+        tap: { type: 'string' },
+        mtu: { type: 'string' },
+        publish: { type: 'string', short: 'p', multiple: true },
+        allow: { type: 'string', multiple: true },
+        deny: { type: 'string', multiple: true },
+        'host-loopback': { type: 'boolean' },
+        'hosts-file': { type: 'string' },
+        pcap: { type: 'string' },
+        'no-configure': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const message = reason(err);
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const m = /'([^']+)'/.exec(message);
+      throw new UsageError(`unknown option ${m ? m[1] : message}`);
+    }
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      const m = /'([^']*)'/.exec(message);
+      throw new UsageError(`unexpected argument ${m ? JSON.stringify(m[1]) : message}`);
+    }
+    // Missing values, values on boolean flags, ambiguous dashes: Node's text names the flag.
+    throw new UsageError(message.split('. To specify')[0]!);
+  }
+  const { values, tokens } = parsed;
+  if (values.help) return null;
+  const once = (name: string) => {
+    const n = tokens.filter((t) => t.kind === 'option' && t.name === name).length;
+    if (n > 1) throw new UsageError(`--${name} given ${n} times`);
+  };
+  for (const name of ['netns', 'pid', 'tap', 'mtu', 'hosts-file', 'pcap']) once(name);
+
+  if (values.netns !== undefined && values.pid !== undefined) throw new UsageError('--netns and --pid are exclusive: give one');
+  let netns: string;
+  if (values.pid !== undefined) {
+    if (!/^[1-9]\d{0,9}$/.test(values.pid)) throw new UsageError(`--pid must be a process id, got ${JSON.stringify(values.pid)}`);
+    netns = `/proc/${values.pid}/ns/net`;
+  } else if (values.netns !== undefined) {
+    netns = values.netns;
+    if (netns === '') throw new UsageError('--netns must be a path like /run/netns/NAME or /proc/PID/ns/net');
+  } else {
+    throw new UsageError('missing target: give --netns PATH or --pid PID');
+  }
+  const named = /^(?:\/var)?\/run\/netns\/([^/]+)$/.exec(netns);
+
+  const tap = values.tap ?? 'tap0';
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(tap) || tap === '.' || tap === '..') {
+    throw new UsageError(`--tap must be an interface name of 1-15 letters, digits, '_', '.' or '-', got ${JSON.stringify(tap)}`);
+  }
+  const mtu = values.mtu === undefined ? 1500 : /^\d{1,6}$/.test(values.mtu) ? Number(values.mtu) : NaN;
+  if (!(mtu >= MIN_MTU && mtu <= MAX_MTU)) throw new UsageError(`--mtu must be an integer from ${MIN_MTU} to ${MAX_MTU}, got ${JSON.stringify(values.mtu)}`);
+
+  const forwards = (values.publish ?? []).map((spec) => {
+    try {
+      const f = parseForward(spec);
+      if (f.guestPort < 1 || f.guestPort > 65535 || f.hostPort > 65535) throw new Error('ports must be 1-65535 (HOSTPORT 0 picks one)');
+      if (f.hostAddress !== undefined && !parseIp(f.hostAddress)) throw new Error(`bad host address ${f.hostAddress}`);
+      return f;
+    } catch (err) {
+      throw new UsageError(`-p ${spec}: expected [HOSTADDR:]HOSTPORT:GUESTPORT[/tcp|/udp] (${reason(err).replace(/^The "forward" option must be .*?\. Received .*/, 'does not parse')})`);
+    }
+  });
+
+  // Rules keep their command-line order across --allow and --deny: the first match decides.
+  const rules = tokens.flatMap((t) => {
+    if (t.kind !== 'option' || (t.name !== 'allow' && t.name !== 'deny')) return [];
+    try {
+      parseRule(t.value ?? '', t.name, `--${t.name}`);
+      return [`${t.name} ${t.value}`];
+    } catch (err) {
+      throw new UsageError(`--${t.name} ${t.value}: ${reason(err).replace(/^The "--(allow|deny)" option must be /, 'expected ').replace(/\. Received .*$/s, '')}`);
+    }
+  });
+  const policy = new EgressPolicy({
+    rules,
+    hostAddresses: hostAddressesOf(networkInterfaces()),
+  });
+
+  let hosts: Record<string, string[]> | undefined;
+  const hostsFile = values['hosts-file'];
+  if (hostsFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(hostsFile, 'utf8');
+    } catch (err) {
+      throw new UsageError(`--hosts-file ${hostsFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : reason(err)}`);
+    }
+    hosts = parseHostsFile(text, hostsFile);
+  }
+  if (values.pcap === '') throw new UsageError('--pcap must be a file path');
+  // Last: the flags are well-formed, so now ask whether the namespace exists.
+  try {
+    statSync(netns);
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new UsageError(values.pid !== undefined
+      ? `--pid ${values.pid}: ${missing ? `no such process (${netns} does not exist)` : reason(err)}`
+      : `--netns ${netns}: ${missing ? 'no such file' : reason(err)}`);
+  }
+
+  return {
+    netns,
+    netnsName: named ? named[1]! : null,
+    tap,
+    mtu,
+    forwards,
+    policy,
+    hostLoopback: values['host-loopback'] ?? false,
+    hosts,
+    pcap: values.pcap,
+    configure: !values['no-configure'],
+  };
+}
+
+async function inNetns(netns: string, args: string[]): Promise<void> {
+  try {
+    await run('nsenter', [`--net=${netns}`, 'ip', ...args], { timeout: 10_000 });
+  } catch (err) {
+    const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
+    throw new Error(`ip ${args.join(' ')} in ${netns} failed: ${stderr || reason(err)}`);
+  }
+}
+
+/**
+ * Runs the gateway until SIGINT/SIGTERM. Resolves with the exit status;
+ * `log` gets messages for stderr, `ready` the one line for stdout.
+ */
+export async function runGateway(
+  cmd: GatewayCommand,
+  io: { ready(line: string): void; log(line: string): void } = {
+    ready: (line) => process.stdout.write(`${line}\n`),
+    log: (line) => process.stderr.write(`tcpip-ts gateway: ${line}\n`),
+  },
+): Promise<number> {
+  // Undo steps, run last-first; each runs once even if a signal races setup.
+  const undo: { what: string; fn: () => void }[] = [];
+  const cleanup = () => {
+    for (const step of undo.splice(0).reverse()) {
+      try {
+        step.fn();
+      } catch (err) {
+        io.log(`cleanup: ${step.what}: ${reason(err)}`);
+      }
+    }
+  };
+  const onExit = () => cleanup(); // last resort if something calls process.exit
+  process.on('exit', onExit);
+
+  let signalled: (sig: NodeJS.Signals) => void = () => undefined;
+  const stopped = new Promise<NodeJS.Signals>((resolve) => (signalled = resolve));
+  let stopping = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) {
+      io.log(`${sig} again: exiting now`);
+      cleanup();
+      process.exit(1);
+    }
+    stopping = true;
+    signalled(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const interrupted = () => {
+    if (stopping) throw Object.assign(new Error('interrupted during setup'), { signal: true });
+  };
+
+  let failure: Error | null = null;
+  try {
+    const tap = openTap({ name: cmd.tap, netns: cmd.netns, mtu: cmd.mtu, up: cmd.configure });
+    const tapName = tap.name;
+    undo.push({ what: `close TAP ${tapName}`, fn: () => tap.close() });
+    let link: Link = tap;
+    if (cmd.pcap !== undefined) {
+      link = pcapFile(link, cmd.pcap);
+      const pcapLink = link;
+      undo.push({ what: `close pcap ${cmd.pcap}`, fn: () => pcapLink.close() });
+    }
+    interrupted();
+
+    const gateway = createGateway({
+      link,
+      subnet: `10.0.2.0/${SUBNET.prefixLength}`,
+      gateway: SUBNET.gateway,
+      dns: SUBNET.dns,
+      guest: SUBNET.guest,
+      hostLoopback: cmd.hostLoopback,
+      policy: cmd.policy,
+      hosts: cmd.hosts,
+    });
+
+    undo.push({ what: 'close gateway', fn: () => gateway.close() });
+    const failed = new Promise<never>((_, reject) => gateway.stack.once('error', reject));
+    failed.catch(() => undefined);
+    await gateway.ready;
+    interrupted();
+
+    const clauses: string[] = [];
+    for (const f of cmd.forwards) {
+      let fw;
+      try {
+        fw = await gateway.addForward(f);
+      } catch (err) {
+        throw new Error(`-p ${f.hostAddress ?? '127.0.0.1'}:${f.hostPort}:${f.guestPort}/${f.protocol ?? 'tcp'}: ${reason(err)}`);
+      }
+      clauses.push(`forward ${fw.protocol} ${fw.hostAddress}:${fw.hostPort}->${fw.guestPort}`);
+    }
+    interrupted();
+
+    if (cmd.configure) {
+      await inNetns(cmd.netns, ['addr', 'add', `${SUBNET.guest}/${SUBNET.prefixLength}`, 'dev', tapName]);
+      await inNetns(cmd.netns, ['link', 'set', tapName, 'up']);
+      await inNetns(cmd.netns, ['route', 'add', 'default', 'via', SUBNET.gateway, 'dev', tapName]);
+      // The address and route go with the TAP when its fd closes.
+      interrupted();
+      setResolver(cmd, undo, io);
+    }
+
+    io.ready([`ready ${tapName} ${SUBNET.guest}/${SUBNET.prefixLength} via ${SUBNET.gateway} dns ${SUBNET.dns}`, ...clauses].join(' '));
+    await Promise.race([stopped, failed]);
+  } catch (err) {
+    if (!(err as { signal?: boolean }).signal) failure = err as Error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    cleanup();
+    process.off('exit', onExit);
+  }
+  if (failure) {
+    io.log(reason(failure));
+    return 1;
+  }
+  return 0;
+}
+
+/** /etc/netns/NAME/resolv.conf for a named namespace; otherwise just say what to use. */
+function setResolver(cmd: GatewayCommand, undo: { what: string; fn: () => void }[], io: { log(line: string): void }): void {
+  if (cmd.netnsName === null) {
+    io.log(`resolver not configured for ${cmd.netns} (not a named namespace): use nameserver ${SUBNET.dns}`);
+    return;
+  }
+  const dir = `/etc/netns/${cmd.netnsName}`;
+  const file = `${dir}/resolv.conf`;
+  if (existsSync(file)) {
+    io.log(`${file} exists; leaving it as it is (nameserver ${SUBNET.dns} is the gateway's DNS)`);
+    return;
+  }
+  const madeParent = !existsSync('/etc/netns');
+  const madeDir = !existsSync(dir);
+  mkdirSync(dir, { recursive: true });
+  if (madeParent) undo.push({ what: 'remove /etc/netns', fn: () => rmdirIfEmpty('/etc/netns') });
+  if (madeDir) undo.push({ what: `remove ${dir}`, fn: () => rmdirIfEmpty(dir) });
+  writeFileSync(file, `# written by tcpip-ts gateway (pid ${process.pid}); removed when it exits\nnameserver ${SUBNET.dns}\n`, { flag: 'wx' });
+  undo.push({ what: `remove ${file}`, fn: () => rmSync(file, { force: true }) });
+}
+
+function rmdirIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
