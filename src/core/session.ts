@@ -169,6 +169,35 @@ export class WasmSession {
       this.#events.length = 0;
       this.#dispatching = false;
     }
+    this.#runBatched();
+  }
+
+  #batched: ((x: WasmExports) => void)[] = [];
+
+  /**
+   * Runs fn in wasm now, or, while events are being dispatched, together
+   * with the other batched calls in one call into wasm after the dispatch
+   * (acknowledging data a handler consumed: one crossing and one timer check
+   * per burst instead of per segment).
+   */
+  batch(fn: (x: WasmExports) => void): void {
+    if (!this.#dispatching) {
+      this.run(fn);
+      return;
+    }
+    this.#batched.push(fn);
+  }
+
+  #runBatched(): void {
+    if (this.#batched.length === 0 || !this.alive) {
+      this.#batched.length = 0;
+      return;
+    }
+    const calls = this.#batched;
+    this.#batched = [];
+    this.run((x) => {
+      for (const fn of calls) fn(x);
+    });
   }
 
   #armTimer(sleepMs: number): void {

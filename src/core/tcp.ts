@@ -93,7 +93,10 @@ export class TcpConnection {
 
   /** Reopens the receive window by bytes the reader has consumed. */
   consumed(bytes: number): void {
-    if (bytes > 0 && this.open) this.session.run((x) => x.tt_tcp_recved(this.#pcb, bytes));
+    if (bytes <= 0 || !this.open) return;
+    this.session.batch((x) => {
+      if (this.#pcb !== 0) x.tt_tcp_recved(this.#pcb, bytes);
+    });
   }
 
   /** Sends FIN after queued data (half-close). */

@@ -195,8 +195,13 @@ export class TcpSocket extends Duplex {
     }
     let n: number;
     try {
-      n = conn.write(p.offset === 0 ? p.chunk : p.chunk.subarray(p.offset));
-      conn.output();
+      // One call into the stack for the copy, tcp_write and tcp_output, so
+      // lwIP's timers are checked once per write rather than after each step.
+      n = conn.session.run(() => {
+        const taken = conn.write(p.offset === 0 ? p.chunk : p.chunk.subarray(p.offset));
+        conn.output();
+        return taken;
+      });
     } catch (err) {
       this.#pending = null;
       p.callback(err as Error);
