@@ -36,7 +36,17 @@ TT_IMPORT(gw_icmp) void tt_host_gw_icmp(struct netif *netif, const void *packet,
 #define MAX_NETIFS 256
 #define MAX_PROXIED 8
 static uint8_t gateway_netif[MAX_NETIFS];
-static netif_input_fn original_input[MAX_NETIFS];
+/* The input functions gateway_input wraps, for the few gateway-mode
+ * interfaces (a small table rather than one slot per possible netif). */
+#define MAX_GATEWAYS 8
+static struct { uint8_t index; netif_input_fn input; } saved_input[MAX_GATEWAYS];
+
+static netif_input_fn original_input(struct netif *netif) {
+  for (int i = 0; i < MAX_GATEWAYS; i++) {
+    if (saved_input[i].index == netif_get_index(netif)) return saved_input[i].input;
+  }
+  return netif->input; /* unreachable: only wrapped interfaces get here */
+}
 /* Extra addresses the gateway answers ARP for (its DNS address: it is on
  * the sandbox's subnet but on no interface). */
 static uint32_t proxied[MAX_PROXIED];
@@ -51,7 +61,7 @@ static err_t gateway_input(struct pbuf *p, struct netif *netif) {
       return ERR_OK;
     }
   }
-  return original_input[netif_get_index(netif)](p, netif);
+  return original_input(netif)(p, netif);
 }
 
 /* Answers ARP for ip (u32, network order) on gateway-mode interfaces. */
@@ -187,10 +197,15 @@ TT_EXPORT(tt_gw_set) int32_t tt_gw_set(struct netif *netif, uint32_t on) {
   uint8_t idx = netif_get_index(netif);
   gateway_netif[idx] = on ? 1 : 0;
   if (on && (netif->flags & NETIF_FLAG_ETHARP) && netif->input != gateway_input) {
-    original_input[idx] = netif->input;
+    int slot = -1;
+    for (int i = 0; i < MAX_GATEWAYS && slot < 0; i++) if (saved_input[i].index == 0) slot = i;
+    if (slot < 0) return ERR_MEM;
+    saved_input[slot].index = idx;
+    saved_input[slot].input = netif->input;
     netif->input = gateway_input;
   } else if (!on && netif->input == gateway_input) {
-    netif->input = original_input[idx];
+    netif->input = original_input(netif);
+    for (int i = 0; i < MAX_GATEWAYS; i++) if (saved_input[i].index == idx) saved_input[i].index = 0;
   }
   if (raw_tcp == NULL) {
     raw_tcp = raw_new(IP_PROTO_TCP);
