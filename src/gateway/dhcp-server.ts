@@ -26,7 +26,7 @@ import type { Interface } from '../core/interface.js';
 import { invalidOption } from '../core/errors.js';
 import { formatIPv4, formatMac, parseIPv4, parsePrefix } from '../wire/address.js';
 import {
-  BootpOp, buildDhcpMessage, DHCP, DhcpMessageType, DhcpOption, parseDhcpMessage,
+  BootpOp, buildDhcpMessage, DHCP, DhcpMessageType, parseDhcpMessage,
   type DhcpMessage, type DhcpOptions,
 } from '../wire/dhcp.js';
 

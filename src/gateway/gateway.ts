@@ -175,7 +175,7 @@ export class Gateway extends EventEmitter {
       mtu: options.mtu,
     });
     const handler: GatewayHandler = {
-      tcpSyn: (iface, syn) => this.#tcpSyn(syn),
+      tcpSyn: (_iface, syn) => this.#tcpSyn(syn),
       udp: (iface, data, from, to) => this.#udpOut(iface, data, from, to),
     };
     this.stack.setGateway(this.interface, handler);

@@ -57,7 +57,6 @@ export class TcpSocket extends Duplex {
     stack.ref(this);
     this.once('close', () => stack.unref(this));
   }
-  #unrefd = false;
 
   /** Binds this socket to a connection (accepted or connecting). */
   _attach(conn: TcpConnection, connected: boolean): void {
@@ -161,13 +160,11 @@ export class TcpSocket extends Duplex {
 
   /** As net.Socket: an open socket keeps the process alive unless unref'd. */
   ref(): this {
-    this.#unrefd = false;
     if (!this.destroyed) this.#stack.ref(this);
     return this;
   }
 
   unref(): this {
-    this.#unrefd = true;
     this.#stack.unref(this);
     return this;
   }
