@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { echoRoundTrip } from './support/transfer.js';
 import { createCable, createStack, type Stack } from '../src/index.js';
 import { createGateway, parseForward, type FlowInfo, type Gateway } from '../src/gateway/gateway.js';
 
@@ -71,18 +72,10 @@ describe('gateway (slirp mode) over host sockets', () => {
     const port = await hostServer((s) => s.pipe(s), { allowHalfOpen: true });
     const sock = sandbox.connect({ port, host: '10.0.2.2', allowHalfOpen: true });
     await once(sock, 'connect');
-    const data = randomBytes(64 * 1024 * 1024);
-    const h = createHash('sha256');
-    let n = 0;
-    sock.on('data', (d: Buffer) => {
-      h.update(d);
-      n += d.length;
-    });
-    const ended = once(sock, 'end');
-    sock.end(data);
-    await ended; // the host saw our FIN, finished echoing, and sent its own
-    expect(n).toBe(data.length);
-    expect(h.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    // Ends once the host saw our FIN, finished echoing, and sent its own.
+    const r = await echoRoundTrip(sock, 64 * 1024 * 1024);
+    expect(r.received).toBe(r.sent);
+    expect(r.receivedSha256).toBe(r.sentSha256);
   }, 60_000);
 
   it('answers a refused host port with RST: the sandbox gets ECONNREFUSED at once', async () => {

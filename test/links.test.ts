@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { echoRoundTrip } from './support/transfer.js';
 import { createStack } from '../src/index.js';
 import { StreamLink } from '../src/node/stream-link.js';
 import { openUnixDgram, openVmnet } from '../src/node/links.js';
@@ -30,18 +30,9 @@ async function echoThrough(link: ConstructorParameters<typeof Object>[0]) {
   stack.addInterface({ link, ipv4: '10.88.0.2/24', mac: '02:00:00:00:88:02' });
   const sock = stack.connect({ port: 7, host: '10.88.0.1', allowHalfOpen: true });
   await once(sock, 'connect');
-  const data = randomBytes(8 * 1024 * 1024);
-  const got = createHash('sha256');
-  let n = 0;
-  sock.on('data', (d: Buffer) => {
-    got.update(d);
-    n += d.length;
-  });
-  const ended = once(sock, 'end');
-  sock.end(data);
-  await ended;
-  expect(n).toBe(data.length);
-  expect(got.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+  const r = await echoRoundTrip(sock, 8 * 1024 * 1024);
+  expect(r.received).toBe(r.sent);
+  expect(r.receivedSha256).toBe(r.sentSha256);
   return stack;
 }
 

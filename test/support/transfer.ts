@@ -34,3 +34,21 @@ export async function transfer(socket: TcpSocket, bytes: number): Promise<Transf
   await ended;
   return { sent: bytes, sentSha256: sent.digest('hex'), received, receivedSha256: got.digest('hex'), seconds: (performance.now() - started) / 1000 };
 }
+
+/**
+ * Writes `bytes` random bytes and half-closes, then reads until the peer
+ * (an echo) ends: the counts and sha256s of what went out and came back.
+ */
+export async function echoRoundTrip(socket: TcpSocket, bytes: number): Promise<{ sent: number; received: number; sentSha256: string; receivedSha256: string }> {
+  const data = randomBytes(bytes);
+  const got = createHash('sha256');
+  let received = 0;
+  socket.on('data', (d: Buffer) => {
+    got.update(d);
+    received += d.length;
+  });
+  const ended = once(socket, 'end');
+  socket.end(data);
+  await ended;
+  return { sent: bytes, received, sentSha256: createHash('sha256').update(data).digest('hex'), receivedSha256: got.digest('hex') };
+}
