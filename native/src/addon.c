@@ -40,7 +40,7 @@ NAPI_MODULE_INIT() {
   }
   if (!frame_device_init(env, exports) || !unix_dgram_init(env, exports)) return NULL;
 #ifdef __linux__
-  if (!tap_init(env, exports)) return NULL;
+  if (!tap_init(env, exports) || !ping_socket_init(env, exports)) return NULL;
 #endif
 #ifdef __APPLE__
   if (!vmnet_init(env, exports)) return NULL;

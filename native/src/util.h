@@ -74,6 +74,7 @@ napi_value frame_device_init(napi_env env, napi_value exports);
 napi_value unix_dgram_init(napi_env env, napi_value exports);
 #ifdef __linux__
 napi_value tap_init(napi_env env, napi_value exports);
+napi_value ping_socket_init(napi_env env, napi_value exports);
 #endif
 #ifdef __APPLE__
 napi_value vmnet_init(napi_env env, napi_value exports);

@@ -1,8 +1,9 @@
 /**
  * The native device addon (`native/`, N-API, C): opens TAP/TUN devices and
  * unix datagram sockets, and moves frames between them and JavaScript in
- * batches; on macOS it also drives vmnet.framework. This file finds and loads
- * it and checks every argument before the addon sees it.
+ * batches; on macOS it also drives vmnet.framework, on Linux it opens the
+ * unprivileged ICMP echo sockets the gateway forwards pings through. This
+ * file finds and loads it and checks every argument before the addon sees it.
  *
  * Frames move through fixed slots shared with the addon, without a copy or an
  * allocation per frame:
@@ -46,6 +47,8 @@ export interface NativeAddon {
   FrameDevice: FrameDeviceConstructor;
   /** vmnet.framework interfaces; present on macOS only. */
   VmnetInterface?: VmnetInterfaceConstructor;
+  /** Unprivileged ICMP echo sockets (IPv4); present on Linux only. */
+  PingSocket?: PingSocketConstructor;
 }
 
 export interface TapOptions {
@@ -187,9 +190,65 @@ export interface VmnetInterfaceConstructor {
   new (options: VmnetOptions): VmnetInterface;
 }
 
+/** Counters since the socket was opened. */
+export interface PingSocketStats {
+  rxMessages: number;
+  rxBytes: number;
+  /** Replies longer than a slot, dropped. */
+  rxTruncated: number;
+  /** Failed reads that did not end the socket. */
+  rxErrors: number;
+  txMessages: number;
+  txBytes: number;
+  /** Requests dropped because the socket's send buffer was full. */
+  txDropped: number;
+  /** Requests the kernel refused (send() threw). */
+  txErrors: number;
+}
+
+/** `onMessages(count)`: replies 0..count-1 wait in the receive slots. */
+export type MessagesCallback = (count: number) => void;
+
+/**
+ * `new PingSocket(rxSlots, slotSize, onMessages, onError)` opens a Linux
+ * "ping socket" (socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)), which needs no
+ * privilege but only works for groups in net.ipv4.ping_group_range: outside
+ * it the constructor throws EACCES. IPv4 only.
+ * - `send(message, address)` sends an ICMP echo request (type 8, code 0;
+ *   the kernel rewrites its identifier to the socket's own and computes the
+ *   checksum; sequence and data go as given) to `address`, an IPv4 address
+ *   as a 32-bit number (a.b.c.d is a << 24 | b << 16 | c << 8 | d). Returns
+ *   false when the send buffer is full (the request is dropped and counted);
+ *   throws an errno-coded error for anything else (ENETUNREACH, EINVAL for a
+ *   message that is not an echo request).
+ * - Echo replies for the socket's identifier arrive in batches:
+ *   `onMessages(count)`, reply i (ICMP header and data) at byte
+ *   i * slotSize of `rxBuffer`, its length in `rxLengths[i]`, its source
+ *   address (as above) in `rxAddresses[i]`. The slots are reused once
+ *   onMessages returns.
+ * - A failure of the socket itself calls onError once and stops receiving.
+ * - While open it keeps the event loop alive; `unref()` lets the process
+ *   exit anyway. `close()` is idempotent; send() then throws ERR_SOCKET_CLOSED.
+ */
+export interface PingSocket {
+  readonly rxBuffer: ArrayBuffer;
+  readonly rxLengths: Uint32Array;
+  readonly rxAddresses: Uint32Array;
+  send(message: Uint8Array, address: number): boolean;
+  stats(): PingSocketStats;
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+export interface PingSocketConstructor {
+  new (rxSlots: number, slotSize: number, onMessages: MessagesCallback, onError: NativeErrorCallback): PingSocket;
+}
+
 // The classes below carry the public names; these aliases name the shapes inside them.
 type FrameDeviceShape = FrameDevice;
 type VmnetShape = VmnetInterface;
+type PingShape = PingSocket;
 
 /** What the .node file itself exports (openTap is absent off Linux). */
 type RawAddon = Omit<NativeAddon, 'openTap'> & { openTap?: NativeAddon['openTap'] };
@@ -440,6 +499,7 @@ function checked(raw: RawAddon): NativeAddon {
     FrameDevice,
   };
   if (raw.VmnetInterface) addon.VmnetInterface = checkedVmnet(raw.VmnetInterface);
+  if (raw.PingSocket) addon.PingSocket = checkedPingSocket(raw.PingSocket);
   return Object.freeze(addon);
 }
 
@@ -511,6 +571,64 @@ function checkedVmnet(NativeVmnet: VmnetInterfaceConstructor): VmnetInterfaceCon
 
     unref(): void {
       this.#vmnet.unref();
+    }
+  };
+}
+
+/** The ICMP header, and the most a reply can carry (IPv4's 65535 less a 20-byte header). */
+const PING_MIN_MESSAGE = 8;
+const PING_MAX_MESSAGE = 65515;
+/** The addon's own cap on a ping socket's receive area. */
+const MAX_PING_AREA = 64 << 20;
+
+function checkedPingSocket(NativePing: PingSocketConstructor): PingSocketConstructor {
+  return class PingSocket implements PingShape {
+    readonly #socket: PingShape;
+
+    constructor(rxSlots: number, slotSize: number, onMessages: MessagesCallback, onError: NativeErrorCallback) {
+      checkInteger('rxSlots', rxSlots, 1, MAX_RX_SLOTS);
+      checkInteger('slotSize', slotSize, PING_MIN_MESSAGE, MAX_SLOT_SIZE);
+      if (rxSlots * slotSize > MAX_PING_AREA) throw rangeError(`rxSlots * slotSize must be at most ${MAX_PING_AREA} bytes. Received ${rxSlots * slotSize}`);
+      checkFunction('onMessages', onMessages);
+      checkFunction('onError', onError);
+      this.#socket = new NativePing(rxSlots, slotSize, onMessages, onError);
+    }
+
+    get rxBuffer(): ArrayBuffer {
+      return this.#socket.rxBuffer;
+    }
+
+    get rxLengths(): Uint32Array {
+      return this.#socket.rxLengths;
+    }
+
+    get rxAddresses(): Uint32Array {
+      return this.#socket.rxAddresses;
+    }
+
+    send(message: Uint8Array, address: number): boolean {
+      if (!types.isUint8Array(message)) throw argumentError('message', 'a Uint8Array', message);
+      if (message.length < PING_MIN_MESSAGE || message.length > PING_MAX_MESSAGE) {
+        throw rangeError(`The "message" argument must be ${PING_MIN_MESSAGE} to ${PING_MAX_MESSAGE} bytes. Received ${message.length}`);
+      }
+      checkInteger('address', address, 0, 0xffffffff);
+      return this.#socket.send(message, address);
+    }
+
+    stats(): PingSocketStats {
+      return this.#socket.stats();
+    }
+
+    close(): void {
+      this.#socket.close();
+    }
+
+    ref(): void {
+      this.#socket.ref();
+    }
+
+    unref(): void {
+      this.#socket.unref();
     }
   };
 }

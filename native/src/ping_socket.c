@@ -1,0 +1,424 @@
+/* PingSocket: an unprivileged ICMP echo socket (Linux's "ping socket",
+ * socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)), for a gateway that forwards
+ * a sandbox's pings. IPv4 only.
+ *
+ * The kernel allows it to processes whose group is in
+ * net.ipv4.ping_group_range (EACCES otherwise). send() hands an ICMP echo
+ * request to sendto(); the kernel puts the socket's own identifier and the
+ * checksum in, keeps the sequence number and payload, and delivers only
+ * echo replies carrying that identifier. Receive: on each readable wakeup,
+ * read replies (ICMP header and data, with the source address) into fixed
+ * slots until EAGAIN or the slots are full, then call onMessages(count). */
+#ifdef __linux__
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "util.h"
+
+#define RX_AREA_MAX ((size_t)64 << 20)
+
+static const napi_type_tag PING_TAG = {0x7463706970747302ULL, 0x50696e67536f636bULL};
+
+typedef struct ping_socket {
+  napi_env env;
+  napi_ref self; /* strong while open: replies may still arrive */
+  bool self_strong;
+  napi_ref rx_buffer_ab, rx_lengths_ab, rx_addresses_ab;
+  napi_async_context async;
+  uv_poll_t poll;
+  bool handle_open;
+  napi_async_cleanup_hook_handle cleanup;
+  int fd;
+  bool closed, failed, teardown, finalized;
+
+  uint8_t *rx;
+  uint32_t *rx_len;
+  uint32_t *rx_addr; /* source IPv4 address, a.b.c.d as (a << 24 | ... | d) */
+  uint32_t slots, slot_size;
+
+  uint64_t rx_messages, rx_bytes, rx_truncated, rx_errors;
+  uint64_t tx_messages, tx_bytes, tx_dropped, tx_errors;
+} ping_socket;
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static void set_strong(ping_socket *s, bool want) {
+  if (s->teardown || s->finalized || want == s->self_strong) return;
+  uint32_t n;
+  if (want) napi_reference_ref(s->env, s->self, &n);
+  else napi_reference_unref(s->env, s->self, &n);
+  s->self_strong = want;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  ping_socket *s = h->data;
+  s->handle_open = false;
+  if (s->cleanup) {
+    napi_remove_async_cleanup_hook(s->cleanup);
+    s->cleanup = NULL;
+  }
+  if (s->finalized) free(s);
+}
+
+/* Stops polling and closes the fd without calling JS; safe from a finalizer. */
+static void shut(ping_socket *s) {
+  if (s->closed) return;
+  s->closed = true;
+  uv_close((uv_handle_t *)&s->poll, on_handle_closed); /* before the fd goes */
+  close(s->fd);
+  s->fd = -1;
+  set_strong(s, false);
+}
+
+static void on_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
+  ping_socket *s = arg;
+  s->teardown = true;
+  shut(s);
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  ping_socket *s = data;
+  s->finalized = true;
+  shut(s);
+  napi_delete_reference(env, s->self);
+  napi_delete_reference(env, s->rx_buffer_ab);
+  napi_delete_reference(env, s->rx_lengths_ab);
+  napi_delete_reference(env, s->rx_addresses_ab);
+  napi_async_destroy(env, s->async);
+  if (!s->handle_open) free(s);
+}
+
+static void free_area(napi_env env, void *data, void *hint) {
+  free(data);
+}
+
+/* ---- receive ----------------------------------------------------------- */
+
+static void call_hidden(ping_socket *s, napi_ref sym, size_t argc, napi_value *argv) {
+  napi_value self, fn;
+  if (napi_get_reference_value(s->env, s->self, &self) == napi_ok && self && get_hidden(s->env, self, sym, &fn))
+    call_js(s->env, s->async, self, fn, argc, argv);
+}
+
+static bool rx_attached(ping_socket *s) {
+  napi_ref refs[] = {s->rx_buffer_ab, s->rx_lengths_ab, s->rx_addresses_ab};
+  for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+    napi_value ab;
+    bool detached = true;
+    if (napi_get_reference_value(s->env, refs[i], &ab) != napi_ok || !ab ||
+        napi_is_detached_arraybuffer(s->env, ab, &detached) != napi_ok || detached)
+      return false;
+  }
+  return true;
+}
+
+static void fail(ping_socket *s, napi_value error) {
+  s->failed = true;
+  uv_poll_stop(&s->poll);
+  if (error) call_hidden(s, addon_get_state(s->env)->sym_on_error, 1, &error);
+  if (!s->closed) set_strong(s, false);
+}
+
+static void receive(ping_socket *s) {
+  uint32_t n = 0;
+  while (n < s->slots) {
+    struct sockaddr_in from;
+    socklen_t from_len = sizeof from;
+    /* MSG_TRUNC: the real length, to tell a reply that filled the slot from one cut short. */
+    ssize_t r = recvfrom(s->fd, s->rx + (size_t)n * s->slot_size, s->slot_size, MSG_TRUNC, (struct sockaddr *)&from, &from_len);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) s->rx_errors++; /* a pending ICMP error, ENOMEM: not the socket's end */
+      break;
+    }
+    if ((size_t)r > s->slot_size) {
+      s->rx_truncated++;
+      continue;
+    }
+    s->rx_len[n] = (uint32_t)r;
+    s->rx_addr[n] = from_len >= sizeof from && from.sin_family == AF_INET ? ntohl(from.sin_addr.s_addr) : 0;
+    s->rx_messages++;
+    s->rx_bytes += (uint64_t)r;
+    n++;
+  }
+  if (n == 0) return;
+  napi_value count;
+  if (napi_create_uint32(s->env, n, &count) == napi_ok) call_hidden(s, addon_get_state(s->env)->sym_on_frames, 1, &count);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  ping_socket *s = h->data;
+  if (s->closed || s->failed) return;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(s->env, &scope) != napi_ok) return;
+  if (status < 0) { /* POLLERR; libuv has stopped the handle */
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0) err = -status;
+    fail(s, make_sys_error(s->env, err, "poll", "PingSocket: the socket failed"));
+  } else if (!rx_attached(s)) {
+    fail(s, make_coded_error(s->env, "ERR_INVALID_STATE", "PingSocket: a receive area was detached; receiving stopped"));
+  } else if (events & UV_READABLE) {
+    receive(s);
+  }
+  napi_close_handle_scope(s->env, scope);
+}
+
+/* ---- JS methods -------------------------------------------------------- */
+
+static ping_socket *unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
+  napi_value self;
+  bool ok = false;
+  ping_socket *s = NULL;
+  if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok) return NULL;
+  if (napi_check_object_type_tag(env, self, &PING_TAG, &ok) != napi_ok || !ok ||
+      napi_unwrap(env, self, (void **)&s) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_THIS", "Value of \"this\" must be a PingSocket");
+    return NULL;
+  }
+  return s;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u = NULL;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+/* send(message: Uint8Array, address: u32) -> true when sent, false when the
+ * socket's buffer is full (the message is dropped and counted). Other
+ * failures (ENETUNREACH, EINVAL for a message that is not an echo request)
+ * throw. */
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  ping_socket *s = unwrap_this(env, info, &argc, argv);
+  if (!s) return NULL;
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "send(message, address) takes two arguments");
+    return NULL;
+  }
+  uint8_t *data;
+  size_t len;
+  uint32_t address;
+  if (!get_u8_array(env, argv[0], "message", &data, &len) || !get_uint32(env, argv[1], "address", &address)) return NULL;
+  if (s->closed || s->failed) {
+    throw_coded_error(env, "ERR_SOCKET_CLOSED", "PingSocket is closed");
+    return NULL;
+  }
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(address);
+  bool sent = false;
+  for (;;) {
+    ssize_t r = sendto(s->fd, data, len, 0, (struct sockaddr *)&to, sizeof to);
+    if (r >= 0) {
+      s->tx_messages++;
+      s->tx_bytes += len;
+      sent = true;
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+      s->tx_dropped++;
+      break;
+    }
+    int e = errno;
+    s->tx_errors++;
+    char what[80];
+    snprintf(what, sizeof what, "PingSocket: sendto %u.%u.%u.%u failed", address >> 24, (address >> 16) & 0xff,
+             (address >> 8) & 0xff, address & 0xff);
+    throw_sys_error(env, e, "sendto", what);
+    return NULL;
+  }
+  NAPI_CALL(env, napi_get_boolean(env, sent, &result));
+  return result;
+}
+
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  ping_socket *s = unwrap_this(env, info, &argc, NULL);
+  if (!s) return NULL;
+  napi_value o;
+  NAPI_CALL(env, napi_create_object(env, &o));
+  if (!set_double(env, o, "rxMessages", (double)s->rx_messages) || !set_double(env, o, "rxBytes", (double)s->rx_bytes) ||
+      !set_double(env, o, "rxTruncated", (double)s->rx_truncated) || !set_double(env, o, "rxErrors", (double)s->rx_errors) ||
+      !set_double(env, o, "txMessages", (double)s->tx_messages) || !set_double(env, o, "txBytes", (double)s->tx_bytes) ||
+      !set_double(env, o, "txDropped", (double)s->tx_dropped) || !set_double(env, o, "txErrors", (double)s->tx_errors))
+    return NULL;
+  return o;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  ping_socket *s = unwrap_this(env, info, &argc, NULL);
+  if (!s) return NULL;
+  shut(s);
+  return undefined(env);
+}
+
+static napi_value set_ref(napi_env env, napi_callback_info info, bool ref) {
+  size_t argc = 0;
+  ping_socket *s = unwrap_this(env, info, &argc, NULL);
+  if (!s) return NULL;
+  if (!s->closed) {
+    if (ref) uv_ref((uv_handle_t *)&s->poll);
+    else uv_unref((uv_handle_t *)&s->poll);
+  }
+  return undefined(env);
+}
+
+static napi_value js_ref(napi_env env, napi_callback_info info) {
+  return set_ref(env, info, true);
+}
+
+static napi_value js_unref(napi_env env, napi_callback_info info) {
+  return set_ref(env, info, false);
+}
+
+/* A receive area owned by an ArrayBuffer (freed with it, so a JS reference
+ * that outlives the socket never dangles). On failure the memory is freed. */
+static bool make_area(napi_env env, void *data, size_t len, napi_value *ab, napi_ref *ref) {
+  if (napi_create_external_arraybuffer(env, data, len, free_area, NULL, ab) != napi_ok) {
+    free(data);
+    return false;
+  }
+  return napi_create_reference(env, *ab, 1, ref) == napi_ok;
+}
+
+/* new PingSocket(rxSlots, slotSize, onMessages, onError): opens the socket
+ * and polls it until close(). */
+static napi_value js_new(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], self, new_target;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+  NAPI_CALL(env, napi_get_new_target(env, info, &new_target));
+  if (!new_target) {
+    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "Class constructor PingSocket cannot be invoked without 'new'");
+    return NULL;
+  }
+  if (argc < 4) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "new PingSocket(rxSlots, slotSize, onMessages, onError) takes four arguments");
+    return NULL;
+  }
+  uint32_t slots, slot_size;
+  if (!get_uint32(env, argv[0], "rxSlots", &slots) || !get_uint32(env, argv[1], "slotSize", &slot_size) ||
+      !get_function(env, argv[2], "onMessages") || !get_function(env, argv[3], "onError"))
+    return NULL;
+  if (slots == 0 || slot_size < 8 || (uint64_t)slots * slot_size > RX_AREA_MAX) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "PingSocket: rxSlots or slotSize is out of range");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
+
+  ping_socket *s = calloc(1, sizeof *s);
+  if (!s) {
+    napi_throw_error(env, "ENOMEM", "PingSocket: out of memory");
+    return NULL;
+  }
+  s->env = env;
+  s->slots = slots;
+  s->slot_size = slot_size;
+  s->fd = -1;
+  /* Areas first: each belongs to its ArrayBuffer from here on. */
+  napi_value rx_ab = NULL, len_ab = NULL, addr_ab = NULL, lengths, addresses;
+  s->rx = malloc((size_t)slots * slot_size);
+  s->rx_len = calloc(slots, sizeof(uint32_t));
+  s->rx_addr = calloc(slots, sizeof(uint32_t));
+  bool areas = s->rx && s->rx_len && s->rx_addr;
+  if (!areas) {
+    free(s->rx);
+    free(s->rx_len);
+    free(s->rx_addr);
+  } else {
+    areas = make_area(env, s->rx, (size_t)slots * slot_size, &rx_ab, &s->rx_buffer_ab);
+    areas = make_area(env, s->rx_len, (size_t)slots * sizeof(uint32_t), &len_ab, &s->rx_lengths_ab) && areas;
+    areas = make_area(env, s->rx_addr, (size_t)slots * sizeof(uint32_t), &addr_ab, &s->rx_addresses_ab) && areas;
+  }
+  addon_state *st = addon_get_state(env);
+  napi_property_descriptor props[] = {
+      {"rxBuffer", NULL, NULL, NULL, NULL, rx_ab, napi_enumerable, NULL},
+      {"rxLengths", NULL, NULL, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rxAddresses", NULL, NULL, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (!areas || napi_create_typedarray(env, napi_uint32_array, slots, len_ab, 0, &lengths) != napi_ok ||
+      napi_create_typedarray(env, napi_uint32_array, slots, addr_ab, 0, &addresses) != napi_ok ||
+      (props[1].value = lengths, props[2].value = addresses, napi_define_properties(env, self, 3, props)) != napi_ok ||
+      !set_hidden(env, self, st->sym_on_frames, argv[2]) || !set_hidden(env, self, st->sym_on_error, argv[3])) {
+    if (s->rx_buffer_ab) napi_delete_reference(env, s->rx_buffer_ab);
+    if (s->rx_lengths_ab) napi_delete_reference(env, s->rx_lengths_ab);
+    if (s->rx_addresses_ab) napi_delete_reference(env, s->rx_addresses_ab);
+    free(s);
+    throw_napi_failure(env, "setting up PingSocket");
+    return NULL;
+  }
+
+  s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
+  const char *syscall = s->fd < 0 ? "socket" : "uv_poll_init";
+  int rc = s->fd < 0 ? -errno : uv_poll_init(loop, &s->poll, s->fd);
+  if (rc != 0) {
+    if (s->fd >= 0) close(s->fd);
+    napi_delete_reference(env, s->rx_buffer_ab);
+    napi_delete_reference(env, s->rx_lengths_ab);
+    napi_delete_reference(env, s->rx_addresses_ab);
+    free(s);
+    /* EACCES: this process's group is outside net.ipv4.ping_group_range. */
+    throw_sys_error(env, -rc, syscall,
+                    rc == -EACCES ? "PingSocket: ping sockets are not allowed for this group (net.ipv4.ping_group_range)"
+                                  : "PingSocket: cannot open an ICMP datagram socket");
+    return NULL;
+  }
+  s->poll.data = s;
+  s->handle_open = true;
+  if (napi_wrap(env, self, s, finalize, NULL, NULL) != napi_ok) {
+    napi_delete_reference(env, s->rx_buffer_ab);
+    napi_delete_reference(env, s->rx_lengths_ab);
+    napi_delete_reference(env, s->rx_addresses_ab);
+    s->finalized = true;
+    shut(s); /* frees s once the handle has closed */
+    throw_napi_failure(env, "napi_wrap");
+    return NULL;
+  }
+  /* From here on the finalizer owns s and the fd. */
+  napi_value resource, name;
+  NAPI_CALL(env, napi_add_async_cleanup_hook(env, on_teardown, s, &s->cleanup));
+  NAPI_CALL(env, napi_type_tag_object(env, self, &PING_TAG));
+  NAPI_CALL(env, napi_create_reference(env, self, 0, &s->self));
+  NAPI_CALL(env, napi_create_object(env, &resource));
+  NAPI_CALL(env, napi_create_string_utf8(env, "tcpip.PingSocket", NAPI_AUTO_LENGTH, &name));
+  NAPI_CALL(env, napi_async_init(env, resource, name, &s->async));
+  rc = uv_poll_start(&s->poll, UV_READABLE, on_poll);
+  if (rc != 0) {
+    shut(s);
+    throw_sys_error(env, -rc, "uv_poll_start", "PingSocket: cannot poll its socket");
+    return NULL;
+  }
+  set_strong(s, true);
+  return self;
+}
+
+napi_value ping_socket_init(napi_env env, napi_value exports) {
+  napi_property_descriptor methods[] = {
+      {"send", NULL, js_send, NULL, NULL, NULL, napi_default_method, NULL},
+      {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default_method, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_default_method, NULL},
+      {"ref", NULL, js_ref, NULL, NULL, NULL, napi_default_method, NULL},
+      {"unref", NULL, js_unref, NULL, NULL, NULL, napi_default_method, NULL},
+  };
+  napi_value cls;
+  NAPI_CALL(env, napi_define_class(env, "PingSocket", NAPI_AUTO_LENGTH, js_new, NULL,
+                                   sizeof methods / sizeof methods[0], methods, &cls));
+  NAPI_CALL(env, napi_set_named_property(env, exports, "PingSocket", cls));
+  return exports;
+}
+
+#endif /* __linux__ */
