@@ -935,6 +935,24 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     return s.run((x) => x.tt_gw_udp_send(iface.handle, buf, data.length));
   }
 
+  /**
+   * Sends an IPv4 payload of `protocol` (an ICMP message, say, its checksum
+   * in place) into iface as if from an outside address; lwIP adds the IP
+   * header and fragments to the MTU. Returns lwIP's err_t (0: sent).
+   */
+  gatewayIpSend(iface: Interface, payload: Uint8Array, from: IpAddress, to: IpAddress, protocol: number): number {
+    this.#live();
+    if (from.family !== 4 || to.family !== 4) throw invalidOption('from', 'IPv4 addresses (from and to)', formatIp(from.family !== 4 ? from : to));
+    if (!Number.isInteger(protocol) || protocol < 0 || protocol > 255) throw invalidOption('protocol', 'an IP protocol number (0-255)', protocol);
+    if (payload.length > 65515) throw invalidOption('payload', 'at most 65515 bytes', payload.length);
+    const s = this.session;
+    const buf = s.scratch(payload.length);
+    s.u8.set(payload, buf);
+    s.writeSockaddr(0, from, 0);
+    s.writeSockaddr(1, to, 0);
+    return s.run((x) => x.tt_gw_ip_send(iface.handle, buf, payload.length, protocol));
+  }
+
   #gatewayEvent(e: Extract<SessionEvent, { type: 'gw-syn' | 'gw-udp' | 'gw-icmp' }>): void {
     const iface = this.#interfaces.get(e.netif);
     const handler = this.#gateways.get(e.netif);

@@ -12,7 +12,9 @@
  *   unreachable / prohibited);
  * - UDP to an address that is not ours goes to the host (gw_udp), and the
  *   host answers with tt_gw_udp_send, from that address;
- * - ICMP echo to an address that is not ours goes to the host (gw_icmp) too.
+ * - ICMP to an address that is not ours goes to the host (gw_icmp) as the
+ *   whole IPv4 packet, and the host answers with tt_gw_ip_send (an echo
+ *   reply, or an error) from whatever address it stands in for.
  * Everything else (the gateway's own DHCP, DNS, established flows) takes
  * lwIP's normal path. Policy lives in the host. */
 #include "glue.h"
@@ -179,6 +181,10 @@ static u8_t on_udp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
   return 1;
 }
 
+static void deliver_icmp(const void *packet, uint32_t len, void *netif) {
+  tt_host_gw_icmp(netif, packet, len);
+}
+
 static u8_t on_icmp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr_t *addr) {
   LWIP_UNUSED_ARG(arg);
   LWIP_UNUSED_ARG(pcb);
@@ -186,8 +192,9 @@ static u8_t on_icmp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_add
   struct netif *inp = input_netif();
   if (!IP_IS_V4_VAL(*ip_current_dest_addr()) || !gateway_netif[netif_get_index(inp)]) return 0;
   if (is_local(ip4_current_dest_addr()) || ip4_addr_isbroadcast(ip4_current_dest_addr(), inp)) return 0;
-  /* Not ours to answer: lwIP would reply to pings for any address. */
-  if (p->next == NULL) tt_host_gw_icmp(inp, p->payload, p->len);
+  /* Not ours to answer: lwIP would reply to pings for any address. A
+   * reassembled packet is a chain: flattened. */
+  tt_with_flat(p, deliver_icmp, inp);
   pbuf_free(p);
   return 1;
 }
@@ -289,6 +296,24 @@ TT_EXPORT(tt_gw_udp_send) int32_t tt_gw_udp_send(struct netif *netif, const void
   ip_addr_copy(reply_pcb->local_ip, src);
   reply_pcb->local_port = tt_sockaddrs[0].port;
   err_t err = udp_sendto_if_src(reply_pcb, p, &dst, tt_sockaddrs[1].port, netif, &src);
+  pbuf_free(p);
+  return err;
+}
+
+/* Sends an IP payload (its checksum already in place: lwIP adds the IP
+ * header only) of protocol proto out of netif to the sandbox, from an
+ * outside address: source in tt_sockaddrs[0], destination in
+ * tt_sockaddrs[1] (IPv4). Fragmented to the interface's MTU as needed. */
+TT_EXPORT(tt_gw_ip_send) int32_t tt_gw_ip_send(struct netif *netif, const void *data, uint32_t len, uint32_t proto) {
+  ip_addr_t src, dst;
+  tt_sockaddr_to_ip(&tt_sockaddrs[0], &src);
+  tt_sockaddr_to_ip(&tt_sockaddrs[1], &dst);
+  if (!IP_IS_V4_VAL(src) || !IP_IS_V4_VAL(dst) || proto > 255) return ERR_VAL;
+  if (len > 0xFFFF - IP_HLEN) return ERR_VAL;
+  struct pbuf *p = pbuf_alloc(PBUF_IP, (u16_t)len, PBUF_RAM);
+  if (p == NULL) return ERR_MEM;
+  memcpy(p->payload, data, len);
+  err_t err = ip4_output_if_src(p, ip_2_ip4(&src), ip_2_ip4(&dst), IP_DEFAULT_TTL, 0, (u8_t)proto, netif);
   pbuf_free(p);
   return err;
 }
