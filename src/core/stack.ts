@@ -114,6 +114,9 @@ const REJECT_CODES = { reset: 0, 'host-unreachable': 1, 'port-unreachable': 3, p
 const defer: (fn: () => void) => void =
   typeof setImmediate === 'function' ? (fn) => setImmediate(fn) : (fn) => setTimeout(fn, 0);
 
+/** How long an accepted SYN waits for the sandbox to finish its handshake (lwIP gives up sooner). */
+const GATEWAY_HANDSHAKE_MS = 60_000;
+
 const IP_PROTO_ICMP = 1;
 const IP_PROTO_ICMPV6 = 58;
 
@@ -135,6 +138,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
   #nextId = 1;
   #tcp = new Map<number, TcpConnection>();
   #listeners = new Map<number, TcpListener>();
+  #gatewayListeners = new Map<string, { listener: TcpListener; waiting: Map<string, { onConnection: (conn: TcpConnection) => void; since: number }> }>();
   #udp = new Map<number, UdpEndpoint>();
   #dns = new Map<number, { resolve: (a: SocketAddress | null) => void }>();
   #ping = new Map<number, PendingPing>();
@@ -953,6 +957,48 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     return s.run((x) => x.tt_gw_ip_send(iface.handle, buf, payload.length, protocol));
   }
 
+  /**
+   * Feeds an accepted SYN to a listener on its destination address:port.
+   * One listener serves every flow to that address:port (lwIP matches SYNs
+   * to listeners by local address:port only, so one per flow would hand a
+   * flow's handshake to another flow's listener); connections are matched
+   * to the SYNs the host accepted by their remote address:port, and the
+   * listener closes once none waits.
+   */
+  #gatewayAccept(syn: number, from: SocketAddress, to: SocketAddress, onConnection: (conn: TcpConnection) => void): void {
+    const key = `${to.address}:${to.port}`;
+    const now = this.clock.now();
+    const existing = this.#gatewayListeners.get(key);
+    if (existing) {
+      // Handshakes the sandbox abandoned: lwIP drops their state by itself.
+      for (const [remote, w] of existing.waiting) if (now - w.since > GATEWAY_HANDSHAKE_MS) existing.waiting.delete(remote);
+      existing.waiting.set(`${from.address}:${from.port}`, { onConnection, since: now });
+      this.session.run((x) => x.tt_gw_tcp_accept(syn, 0));
+      return;
+    }
+    const id = this.#id();
+    const waiting = new Map([[`${from.address}:${from.port}`, { onConnection, since: now }]]);
+    const handle = this.session.run((x) => x.tt_gw_tcp_accept(syn, id));
+    if (handle <= 0) return;
+    const listener = new TcpListener(this.session, handle, id, to);
+    this.#listeners.set(id, listener);
+    this.#gatewayListeners.set(key, { listener, waiting });
+    listener.handler = {
+      connection: (conn) => {
+        const remote = conn.remote;
+        const k = remote ? `${remote.address}:${remote.port}` : '';
+        const w = waiting.get(k);
+        waiting.delete(k);
+        if (waiting.size === 0) {
+          this.#gatewayListeners.delete(key);
+          this.tcpUnlisten(listener);
+        }
+        if (w) w.onConnection(conn);
+        else conn.abort(); // a handshake nobody accepted (given up as abandoned)
+      },
+    };
+  }
+
   #gatewayEvent(e: Extract<SessionEvent, { type: 'gw-syn' | 'gw-udp' | 'gw-icmp' }>): void {
     const iface = this.#interfaces.get(e.netif);
     const handler = this.#gateways.get(e.netif);
@@ -964,18 +1010,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
         accept: (onConnection) => {
           if (settled || !this.session.alive) return;
           settled = true;
-          const id = this.#id();
-          const handle = this.session.run((x) => x.tt_gw_tcp_accept(e.syn, id));
-          if (handle <= 0) return;
-          const listener = new TcpListener(this.session, handle, id, e.to);
-          this.#listeners.set(id, listener);
-          listener.handler = {
-            connection: (conn) => {
-              // One connection per held SYN: the listener has done its job.
-              this.tcpUnlisten(listener);
-              onConnection(conn);
-            },
-          };
+          this.#gatewayAccept(e.syn, e.from, e.to, onConnection);
         },
         reject: (how) => {
           if (settled || !this.session.alive) return;
@@ -1045,6 +1080,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     }
     this.#interfaces.clear();
     this.#listeners.clear();
+    this.#gatewayListeners.clear();
     this.#udp.clear();
     this.#refs.clear();
     this.session.close();

@@ -99,6 +99,17 @@ static void addresses(const struct ip_hdr *iph, uint16_t sport, uint16_t dport) 
 /* The input netif of a packet in a raw callback. */
 static struct netif *input_netif(void) { return ip_current_input_netif(); }
 
+/* Set while tt_gw_tcp_accept feeds an accepted SYN back into lwIP. */
+static int feeding;
+
+extern err_t tt_tcp_on_accept(void *arg, struct tcp_pcb *pcb, err_t err);
+
+/* The accept callback of the gateway's listeners, so on_tcp can tell them
+ * from the gateway's own services. */
+static err_t gw_on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
+  return tt_tcp_on_accept(arg, pcb, err);
+}
+
 static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr_t *addr) {
   LWIP_UNUSED_ARG(arg);
   LWIP_UNUSED_ARG(pcb);
@@ -111,10 +122,14 @@ static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
   const struct tcp_hdr *th = (const struct tcp_hdr *)((const uint8_t *)p->payload + hlen);
   if ((TCPH_FLAGS(th) & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN) return 0;
   uint16_t dport = lwip_ntohs(th->dest);
-  /* A listener for this address:port (the gateway's own services, or one
-   * made by tt_gw_tcp_accept) takes it. Even SYNs to our own address go to
-   * the host otherwise: it may map them to the host's loopback. */
+  /* A listener of the gateway's own services (DNS over TCP) takes it. Even
+   * SYNs to our own address go to the host otherwise: it may map them to the
+   * host's loopback. Listeners made by tt_gw_tcp_accept do not count: they
+   * take only the SYNs the host has accepted (fed back with `feeding` set),
+   * while other sandbox flows to the same address:port are held as any. */
+  if (feeding) return 0;
   for (struct tcp_pcb_listen *l = tcp_listen_pcbs.listen_pcbs; l != NULL; l = l->next) {
+    if (l->accept == gw_on_accept) continue;
     if (l->local_port == dport &&
         (ip_addr_isany(&l->local_ip) || (IP_IS_V4_VAL(l->local_ip) && ip4_addr_eq(ip_2_ip4(&l->local_ip), ip4_current_dest_addr())))) return 0;
   }
@@ -227,14 +242,32 @@ TT_EXPORT(tt_gw_set) int32_t tt_gw_set(struct netif *netif, uint32_t on) {
   return ERR_OK;
 }
 
-/* Accepts a held SYN: listens on its destination address:port (listener id
- * as given, for tcp_accept) and feeds the SYN back in. Returns the listener
- * handle (the host closes it once the connection is accepted) or -err. */
+/* Feeds an accepted SYN to lwIP, past on_tcp. */
+static void feed(struct pbuf *syn, struct netif *inp) {
+  feeding = 1;
+  ip_input(syn, inp);
+  feeding = 0;
+}
+
+/* Accepts a held SYN: feeds it back in to a listener on its destination
+ * address:port. With listener_id 0 the host already has that listener (one
+ * serves every flow to the same address:port; the host matches connections
+ * to SYNs by the remote address) and 0 is returned; else one is made with
+ * that id and its handle returned (the host closes it once no accepted SYN
+ * waits on it), or -err. */
 TT_EXPORT(tt_gw_tcp_accept) int32_t tt_gw_tcp_accept(struct pbuf *syn, uint32_t listener_id) {
   extern int32_t tt_tcp_listen(struct tcp_pcb *pcb, uint32_t id, uint32_t backlog);
   const struct ip_hdr *iph = (const struct ip_hdr *)syn->payload;
   const struct tcp_hdr *th = (const struct tcp_hdr *)((const uint8_t *)syn->payload + IPH_HL_BYTES(iph));
   struct netif *inp = netif_get_by_index(syn->if_idx);
+  if (listener_id == 0) {
+    if (inp == NULL) {
+      pbuf_free(syn);
+      return ERR_IF;
+    }
+    feed(syn, inp);
+    return 0;
+  }
   ip_addr_t dest;
   ip_addr_copy_from_ip4(dest, iph->dest);
   struct tcp_pcb *pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
@@ -250,13 +283,14 @@ TT_EXPORT(tt_gw_tcp_accept) int32_t tt_gw_tcp_accept(struct pbuf *syn, uint32_t 
     pbuf_free(syn);
     return err;
   }
-  int32_t listener = tt_tcp_listen(pcb, listener_id, 8);
+  int32_t listener = tt_tcp_listen(pcb, listener_id, 0);
   if (listener <= 0) {
     tcp_abort(pcb);
     pbuf_free(syn);
     return listener;
   }
-  ip_input(syn, inp);
+  tcp_accept((struct tcp_pcb *)(uintptr_t)listener, gw_on_accept);
+  feed(syn, inp);
   return listener;
 }
 

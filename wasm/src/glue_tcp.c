@@ -48,7 +48,8 @@ static void attach(struct tcp_pcb *pcb, uint32_t id) {
   tcp_err(pcb, on_error);
 }
 
-static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
+/* Not static: the gateway's listeners (glue_gateway.c) wrap it. */
+err_t tt_tcp_on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
   if (err != ERR_OK || pcb == NULL) return ERR_VAL;
   uint32_t id = tt_host_tcp_accept(ID(arg), pcb);
   if (id == 0) {
@@ -79,7 +80,7 @@ TT_EXPORT(tt_tcp_listen) int32_t tt_tcp_listen(struct tcp_pcb *pcb, uint32_t id,
   struct tcp_pcb *lpcb = tcp_listen_with_backlog_and_err(pcb, (u8_t)(backlog > 255 ? 255 : backlog), &err);
   if (lpcb == NULL) return err != ERR_OK ? err : ERR_MEM;
   tcp_arg(lpcb, (void *)(uintptr_t)id);
-  tcp_accept(lpcb, on_accept);
+  tcp_accept(lpcb, tt_tcp_on_accept);
   return (int32_t)(uintptr_t)lpcb;
 }
 
