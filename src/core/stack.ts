@@ -946,7 +946,8 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
    */
   gatewayIpSend(iface: Interface, payload: Uint8Array, from: IpAddress, to: IpAddress, protocol: number): number {
     this.#live();
-    if (from.family !== 4 || to.family !== 4) throw invalidOption('from', 'IPv4 addresses (from and to)', formatIp(from.family !== 4 ? from : to));
+    if (from.family !== 4) throw invalidOption('from', 'an IPv4 address', formatIp(from));
+    if (to.family !== 4) throw invalidOption('to', 'an IPv4 address', formatIp(to));
     if (!Number.isInteger(protocol) || protocol < 0 || protocol > 255) throw invalidOption('protocol', 'an IP protocol number (0-255)', protocol);
     if (payload.length > 65515) throw invalidOption('payload', 'at most 65515 bytes', payload.length);
     const s = this.session;

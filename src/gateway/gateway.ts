@@ -11,6 +11,13 @@
  * the host socket) and half-closes; a reset on either side resets the other.
  * UDP: one host socket per sandbox source address:port (endpoint-independent
  * mapping), closed after an idle time.
+ * ICMP echo: the gateway address is the stack's own (lwIP answers it); the
+ * gateway answers for the DNS address; echoes to other addresses go out
+ * through one unprivileged ping socket (Linux, IPv4), with the sequence
+ * number rewritten to one of the gateway's own so that replies map back to
+ * the guest's identifier, sequence and destination whatever identifier the
+ * kernel gives the socket. Where ping sockets are not allowed
+ * (net.ipv4.ping_group_range), those echoes are dropped and counted.
  */
 import { EventEmitter } from 'node:events';
 import { createSocket as createDgram, type Socket as DgramSocket } from 'node:dgram';
@@ -24,6 +31,9 @@ import { formatIp, parseIp, parsePrefix, prefixContains, type IpAddress } from '
 import { createStack, type Stack } from '../node/stack.js';
 import { TcpSocket } from '../node/socket.js';
 import type { StackOptions } from '../core/stack.js';
+import { loadNative, type NativeError, type PingSocket } from '../node/native.js';
+import { buildEchoReply, buildEchoRequest, buildIcmpMessage, Icmpv4Type, parseEcho } from '../wire/icmp.js';
+import { IpProtocol, parseIPv4Packet, type IPv4Packet } from '../wire/ipv4.js';
 import { DnsForwarder, type UpstreamResolver } from './dns-server.js';
 import { DhcpServer } from './dhcp-server.js';
 import { EgressPolicy, type EgressPolicyOptions } from './policy.js';
@@ -102,7 +112,45 @@ export interface GatewayMetrics {
   udpDatagramsIn: number;
   bytesOut: number;
   bytesIn: number;
+  /** Flows refused by the policy or by hostLoopback (TCP, UDP, ICMP echo). */
   denied: number;
+  /** Echo requests sent to outside hosts through the ping socket. */
+  icmpEchoForwarded: number;
+  /** Echo replies from outside hosts delivered to the sandbox. */
+  icmpEchoReplies: number;
+  /** Echo requests to the DNS address, answered by the gateway. */
+  icmpEchoAnswered: number;
+  /** Echo requests not forwarded: no ping socket (see net.ipv4.ping_group_range), a send error, too many outstanding. */
+  icmpDropped: number;
+}
+
+/** An echo the gateway forwarded, under its own sequence number, until its reply. */
+interface Echo {
+  iface: Interface;
+  guest: IpAddress;
+  to: IpAddress;
+  /** `to` as the ping socket gives reply sources (a.b.c.d as a 32-bit number). */
+  toNumber: number;
+  id: number;
+  seq: number;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** How long a forwarded echo waits for its reply (ping's own -W default is 10 s). */
+const ECHO_TIMEOUT = 10_000;
+/** Echoes waiting for replies at most (each holds one of the 65536 sequence numbers). */
+const MAX_ECHOES = 4096;
+/** After the ping socket could not be opened, how long before trying again. */
+const PING_RETRY = 30_000;
+/** Receive slots of the ping socket: a reply may carry up to 65507 bytes of data. */
+const PING_SLOTS = 16;
+const PING_SLOT_SIZE = 65536;
+/** ICMP destination unreachable codes (RFC 792, RFC 1812 section 5.2.7.1). */
+const UNREACHABLE = { net: 0, host: 1, prohibited: 13 } as const;
+
+function ipv4Number(ip: IpAddress): number {
+  const b = ip.bytes;
+  return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
 }
 
 interface UdpFlow {
@@ -138,9 +186,16 @@ export class Gateway extends EventEmitter {
   readonly #pending = new Set<string>();
   readonly #tcp = new Set<{ inner: TcpSocket; host: Socket }>();
   readonly #udp = new Map<string, UdpFlow>();
+  /** Forwarded echoes by the sequence number the gateway gave them. */
+  readonly #echoes = new Map<number, Echo>();
+  #echoSeq = 0;
+  #ping: PingSocket | null = null;
+  #pingRetryAt = 0;
+  #pingWarned = false;
   readonly #metrics: GatewayMetrics = {
     tcpOpened: 0, tcpOpen: 0, tcpRefused: 0, tcpUnreachable: 0, udpFlowsOpened: 0, udpFlowsOpen: 0,
     udpDatagramsOut: 0, udpDatagramsIn: 0, bytesOut: 0, bytesIn: 0, denied: 0,
+    icmpEchoForwarded: 0, icmpEchoReplies: 0, icmpEchoAnswered: 0, icmpDropped: 0,
   };
   #closed = false;
 
@@ -177,6 +232,7 @@ export class Gateway extends EventEmitter {
     const handler: GatewayHandler = {
       tcpSyn: (_iface, syn) => this.#tcpSyn(syn),
       udp: (iface, data, from, to) => this.#udpOut(iface, data, from, to),
+      icmp: (iface, packet) => this.#icmpOut(iface, packet),
     };
     this.stack.setGateway(this.interface, handler);
     this.stack.gatewayProxyArp(dns); // the DNS address is on no interface
@@ -198,13 +254,14 @@ export class Gateway extends EventEmitter {
     this.ready.catch(() => undefined);
   }
 
-  /** Whether the policy lets the sandbox reach `to`; counts a denial. */
-  #allowed(protocol: 'tcp' | 'udp', to: SocketAddress): boolean {
-    if (to.address === this.gatewayAddress || to.address === this.dnsAddress) return true; // governed by hostLoopback / served here
-    const decision = this.policy.decide({ protocol, address: to.address, port: to.port });
+  /** Whether the policy lets the sandbox reach `address` (at `port`: TCP, UDP); counts a denial. */
+  #allowed(protocol: 'tcp' | 'udp' | 'icmp', address: string, port?: number): boolean {
+    if (address === this.gatewayAddress || address === this.dnsAddress) return true; // governed by hostLoopback / served here
+    const decision = this.policy.decide({ protocol, address, port });
     if (!decision.allowed) {
       this.#metrics.denied++;
-      this.emit('denied', { protocol, to: `${to.address}:${to.port}`, reason: decision.reason, rule: decision.rule });
+      const to = port === undefined ? address : `${address}:${port}`;
+      this.emit('denied', { protocol, to, reason: decision.reason, rule: decision.rule });
     }
     return decision.allowed;
   }
@@ -222,7 +279,7 @@ export class Gateway extends EventEmitter {
       syn.reject('drop'); // a retransmitted SYN while the host connect is under way
       return;
     }
-    const target = this.#allowed('tcp', syn.to) ? this.#target(syn.to) : null;
+    const target = this.#allowed('tcp', syn.to.address, syn.to.port) ? this.#target(syn.to) : null;
     if (!target || this.#closed) {
       if (target === null && (syn.to.address === this.gatewayAddress || syn.to.address === this.dnsAddress)) this.#metrics.denied++;
       syn.reject('reset');
@@ -302,7 +359,7 @@ export class Gateway extends EventEmitter {
       });
       return;
     }
-    const target = this.#allowed('udp', to) ? this.#target(to) : null;
+    const target = this.#allowed('udp', to.address, to.port) ? this.#target(to) : null;
     if (!target || this.#closed) {
       this.#metrics.denied++;
       return;
@@ -355,6 +412,116 @@ export class Gateway extends EventEmitter {
     flow.socket.close();
     this.#metrics.udpFlowsOpen--;
     this.emit('flow-close', flow.info);
+  }
+
+  // ---------------------------------------------------------------- ICMP echo
+
+  /** An ICMP packet from the sandbox to an address that is not the stack's. */
+  #icmpOut(iface: Interface, packet: Uint8Array): void {
+    const ip = parseIPv4Packet(packet);
+    if (!ip || ip.protocol !== IpProtocol.ICMP || this.#closed) return;
+    const echo = parseEcho(ip.payload, { family: 4 });
+    // Only echo requests are carried; the sandbox's other ICMP (errors about
+    // flows the gateway terminates itself) ends here.
+    if (!echo || echo.kind !== 'request' || !echo.checksumOk) return;
+    const to = formatIp(ip.dst);
+    if (to === this.dnsAddress) {
+      this.#metrics.icmpEchoAnswered++;
+      this.#icmpIn(iface, buildEchoReply({ family: 4, id: echo.id, seq: echo.seq, payload: echo.payload }), ip.dst, ip.src);
+      return;
+    }
+    const first = ip.dst.bytes[0]!;
+    if (first === 0 || first >= 224) return; // "this network", multicast, broadcast: nobody to forward to
+    if (!this.#allowed('icmp', to)) {
+      this.#unreachable(iface, packet, ip, UNREACHABLE.prohibited);
+      return;
+    }
+    const socket = this.#pingSocket();
+    if (!socket || this.#echoes.size >= MAX_ECHOES) {
+      this.#metrics.icmpDropped++;
+      return;
+    }
+    let seq = this.#echoSeq;
+    while (this.#echoes.has(seq)) seq = (seq + 1) & 0xffff;
+    this.#echoSeq = (seq + 1) & 0xffff;
+    const toNumber = ipv4Number(ip.dst);
+    let sent: boolean;
+    try {
+      // Identifier 0: the kernel puts the socket's own there.
+      sent = socket.send(buildEchoRequest({ family: 4, id: 0, seq, payload: echo.payload }), toNumber);
+    } catch (err) {
+      this.#metrics.icmpDropped++;
+      const code = (err as NativeError).code;
+      if (code === 'ENETUNREACH') this.#unreachable(iface, packet, ip, UNREACHABLE.net);
+      else if (code === 'EHOSTUNREACH') this.#unreachable(iface, packet, ip, UNREACHABLE.host);
+      return;
+    }
+    if (!sent) {
+      this.#metrics.icmpDropped++;
+      return;
+    }
+    const timer = setTimeout(() => this.#echoes.delete(seq), ECHO_TIMEOUT);
+    timer.unref?.();
+    this.#echoes.set(seq, { iface, guest: ip.src, to: ip.dst, toNumber, id: echo.id, seq: echo.seq, timer });
+    this.#metrics.icmpEchoForwarded++;
+  }
+
+  /** The gateway's ping socket, opened on first use; null where ping sockets are not allowed. */
+  #pingSocket(): PingSocket | null {
+    if (this.#ping || Date.now() < this.#pingRetryAt) return this.#ping;
+    try {
+      const Ping = loadNative().PingSocket;
+      if (!Ping) throw Object.assign(new Error(`ping sockets are not supported on ${process.platform}`), { code: 'ERR_NOT_SUPPORTED' });
+      this.#ping = new Ping(PING_SLOTS, PING_SLOT_SIZE, (count) => this.#echoReplies(count), () => this.#closePing());
+      this.#ping.unref(); // waiting for replies is no reason to keep the process alive
+    } catch (err) {
+      this.#pingRetryAt = Date.now() + PING_RETRY;
+      if (!this.#pingWarned) {
+        this.#pingWarned = true;
+        process.emitWarning(
+          `tcpip-ts gateway: echo requests to outside hosts are dropped (counted in icmpDropped): ${(err as Error).message}. ` +
+            'Allow ping sockets for this process\'s group with sysctl net.ipv4.ping_group_range.',
+          { code: 'TCPIP_TS_NO_PING_SOCKET' },
+        );
+      }
+    }
+    return this.#ping;
+  }
+
+  /** Replies in the ping socket's slots: each goes back to the guest that asked, as it asked. */
+  #echoReplies(count: number): void {
+    const socket = this.#ping;
+    if (!socket) return;
+    const rx = new Uint8Array(socket.rxBuffer);
+    for (let i = 0; i < count; i++) {
+      const reply = parseEcho(rx.subarray(i * PING_SLOT_SIZE, i * PING_SLOT_SIZE + socket.rxLengths[i]!), { family: 4 });
+      const echo = reply?.kind === 'reply' ? this.#echoes.get(reply.seq) : undefined;
+      if (!reply || !echo || echo.toNumber !== socket.rxAddresses[i]) continue;
+      this.#echoes.delete(reply.seq);
+      clearTimeout(echo.timer);
+      this.#metrics.icmpEchoReplies++;
+      this.#icmpIn(echo.iface, buildEchoReply({ family: 4, id: echo.id, seq: echo.seq, payload: reply.payload }), echo.to, echo.guest);
+    }
+  }
+
+  #closePing(): void {
+    this.#ping?.close();
+    this.#ping = null;
+    for (const echo of this.#echoes.values()) clearTimeout(echo.timer);
+    this.#echoes.clear();
+  }
+
+  /** Destination unreachable to the sandbox from the gateway, quoting the IP header and 8 bytes (RFC 792). */
+  #unreachable(iface: Interface, packet: Uint8Array, ip: IPv4Packet, code: number): void {
+    const quoted = packet.subarray(0, Math.min(packet.length, ip.headerLength + 8));
+    const body = new Uint8Array(4 + quoted.length); // 4 unused bytes, then the quote
+    body.set(quoted, 4);
+    const message = buildIcmpMessage({ family: 4, type: Icmpv4Type.DestinationUnreachable, code, body });
+    this.#icmpIn(iface, message, parseIp(this.gatewayAddress)!, ip.src);
+  }
+
+  #icmpIn(iface: Interface, message: Uint8Array, from: IpAddress, to: IpAddress): void {
+    if (!this.#closed) this.stack.gatewayIpSend(iface, message, from, to, IpProtocol.ICMP);
   }
 
   // ---------------------------------------------------------------- forwards
@@ -472,6 +639,7 @@ export class Gateway extends EventEmitter {
       host.destroy();
     }
     for (const key of [...this.#udp.keys()]) this.#udpExpire(key);
+    this.#closePing();
     void this.dns.close().catch(() => undefined);
     void Promise.resolve(this.dhcp.close()).catch(() => undefined);
     this.stack.close();
