@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real peers the device tests talk to, installed when missing (Debian):
 # the kernel's own tools (ip, ping, ss), curl, python3's http.server, netcat,
-# tcpdump (reads our pcap files) and busybox's udhcpd (a stock DHCP server).
+# tcpdump (reads our pcap files), busybox's udhcpd/udhcpc (a stock DHCP server
+# and client) and dnsmasq (the DNS server behind the gateway tests' host).
 # Without root the device tests skip with a printed reason, so nothing is
 # installed then.
 set -euo pipefail
@@ -16,6 +17,7 @@ command -v nc >/dev/null || need+=(netcat-openbsd)
 command -v tcpdump >/dev/null || need+=(tcpdump)
 command -v busybox >/dev/null || need+=(busybox)
 command -v python3 >/dev/null || need+=(python3)
+[ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}" >&2
   apt-get update -qq >&2

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import {
   BootpOp, buildDhcpMessage, DhcpMessageType, parseDhcpMessage, type DhcpMessage, type DhcpOptions,
 } from '../src/wire/dhcp.js';
 import { deviceTestsUnavailable, Netns, waitFor } from './support/netns.js';
+import { udhcpcScript } from './support/udhcpc.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -233,33 +234,6 @@ const busybox = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p));
 const rootSkip = deviceSkip ?? (busybox ? null : 'busybox is not installed (apt-get install busybox)');
 if (rootSkip) console.warn(`gateway-dhcp.test.ts: udhcpc tests skipped: ${rootSkip}`);
 const maybe = rootSkip ? describe.skip : describe;
-
-/**
- * A udhcpc script: logs each event with the lease udhcpc read, one line of
- * key=value pairs, and with `apply` configures the interface as a
- * distribution's default.script would: address, MTU, default route.
- */
-function udhcpcScript(dir: string, name: string, apply: boolean): { path: string; events: () => Record<string, string>[] } {
-  const log = join(dir, `${name}.log`);
-  const path = join(dir, `${name}.sh`);
-  writeFileSync(log, '');
-  writeFileSync(path, `#!/bin/sh
-echo "event=$1 ip=$ip mask=$mask subnet=$subnet broadcast=$broadcast router=$router dns=$dns domain=$domain mtu=$mtu lease=$lease serverid=$serverid" >> '${log}'
-${apply ? `case "$1" in
-  deconfig) ip -4 addr flush dev "$interface" ;;
-  bound|renew)
-    ip addr replace "$ip/$mask" broadcast "$broadcast" dev "$interface"
-    [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"
-    [ -n "$router" ] && ip route replace default via "$router" dev "$interface"
-    ;;
-esac` : ''}
-exit 0
-`);
-  chmodSync(path, 0o755);
-  const events = () => readFileSync(log, 'utf8').trim().split('\n').filter(Boolean)
-    .map((line) => Object.fromEntries(line.split(' ').map((kv) => kv.split('=') as [string, string])));
-  return { path, events };
-}
 
 async function namespaceWithGateway(options: Partial<DhcpServerOptions>) {
   const ns = await Netns.create('tt-dhcp');

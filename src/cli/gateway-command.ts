@@ -20,6 +20,7 @@ import { pcapFile } from '../node/pcap.js';
 import { createGateway, parseForward, type ForwardOptions } from '../gateway/gateway.js';
 import { EgressPolicy, hostAddressesOf, parseRule } from '../gateway/policy.js';
 import { parseIp } from '../wire/address.js';
+import { HostForwardApi, serveApiSocket } from './api-socket.js';
 
 const run = promisify(execFile);
 
@@ -59,6 +60,10 @@ Options:
   --hosts-file FILE     answer names in FILE (/etc/hosts format) at ${SUBNET.dns}
                         before asking this host's resolver
   --pcap FILE           record every frame on the TAP to FILE (pcap)
+  --api-socket PATH     serve slirp4netns's API on a Unix socket at PATH:
+                        add_hostfwd, list_hostfwd and remove_hostfwd change
+                        forwards at run time (JSON, one request per
+                        connection); removed on exit
   --no-configure        create the TAP only: no address, route or resolver
   -h, --help            show this help and exit
 
@@ -87,6 +92,7 @@ export interface GatewayCommand {
   hostLoopback: boolean;
   hosts: Record<string, string[]> | undefined;
   pcap: string | undefined;
+  apiSocket: string | undefined;
   configure: boolean;
 }
 
@@ -132,6 +138,7 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
         'host-loopback': { type: 'boolean' },
         'hosts-file': { type: 'string' },
         pcap: { type: 'string' },
+        'api-socket': { type: 'string' },
         'no-configure': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -156,7 +163,7 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
     const n = tokens.filter((t) => t.kind === 'option' && t.name === name).length;
     if (n > 1) throw new UsageError(`--${name} given ${n} times`);
   };
-  for (const name of ['netns', 'pid', 'tap', 'mtu', 'hosts-file', 'pcap']) once(name);
+  for (const name of ['netns', 'pid', 'tap', 'mtu', 'hosts-file', 'pcap', 'api-socket']) once(name);
 
   if (values.netns !== undefined && values.pid !== undefined) throw new UsageError('--netns and --pid are exclusive: give one');
   let netns: string;
@@ -216,6 +223,10 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
     hosts = parseHostsFile(text, hostsFile);
   }
   if (values.pcap === '') throw new UsageError('--pcap must be a file path');
+  const apiSocket = values['api-socket'];
+  if (apiSocket !== undefined && (apiSocket === '' || existsSync(apiSocket))) {
+    throw new UsageError(`--api-socket ${apiSocket}: ${apiSocket === '' ? 'must be a path' : 'already exists (another gateway, or a stale socket to remove)'}`);
+  }
   // Last: the flags are well-formed, so now ask whether the namespace exists.
   try {
     statSync(netns);
@@ -236,6 +247,7 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
     hostLoopback: values['host-loopback'] ?? false,
     hosts,
     pcap: values.pcap,
+    apiSocket,
     configure: !values['no-configure'],
   };
 }
@@ -322,6 +334,7 @@ export async function runGateway(
     await gateway.ready;
     interrupted();
 
+    const api = new HostForwardApi(gateway);
     const clauses: string[] = [];
     for (const f of cmd.forwards) {
       let fw;
@@ -330,9 +343,17 @@ export async function runGateway(
       } catch (err) {
         throw new Error(`-p ${f.hostAddress ?? '127.0.0.1'}:${f.hostPort}:${f.guestPort}/${f.protocol ?? 'tcp'}: ${reason(err)}`);
       }
+      api.adopt(fw);
       clauses.push(`forward ${fw.protocol} ${fw.hostAddress}:${fw.hostPort}->${fw.guestPort}`);
     }
     interrupted();
+    if (cmd.apiSocket !== undefined) {
+      const served = await serveApiSocket(cmd.apiSocket, api).catch((err: unknown) => {
+        throw new Error(`--api-socket ${cmd.apiSocket}: ${reason(err)}`);
+      });
+      undo.push({ what: `remove API socket ${cmd.apiSocket}`, fn: () => served.close() });
+      interrupted();
+    }
 
     if (cmd.configure) {
       await inNetns(cmd.netns, ['addr', 'add', `${SUBNET.guest}/${SUBNET.prefixLength}`, 'dev', tapName]);
