@@ -113,6 +113,20 @@ describe('gateway ICMP echo, in process', () => {
     expect(gw.metrics()).toMatchObject({ denied: 1, icmpEchoForwarded: 0 });
   });
 
+  it('each refusal is counted once, whatever the protocol', async () => {
+    const { gw, sandbox } = inProcess({ policy: { rules: ['deny 127.0.0.3'] } });
+    const denied: { protocol: string }[] = [];
+    gw.on('denied', (d: { protocol: string }) => denied.push(d));
+    const udp = sandbox.createSocket('udp4');
+    cleanup.push(() => udp.close());
+    await new Promise<void>((resolve) => udp.send('x', 9, '127.0.0.3', () => resolve()));
+    const tcp = sandbox.connect(9, '127.0.0.3');
+    await once(tcp, 'error');
+    await expect(sandbox.ping('127.0.0.3', { timeout: 200 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(denied.map((d) => d.protocol).sort()).toEqual(['icmp', 'tcp', 'udp']);
+    expect(gw.metrics().denied).toBe(3);
+  });
+
   it('forwards an allowed echo through a ping socket, or drops and counts it where ping sockets are not allowed', async () => {
     const { gw, sandbox } = inProcess({ policy: { rules: ['allow icmp:127.0.0.1'] } });
     const why = pingSocketError();

@@ -361,7 +361,8 @@ export class Gateway extends EventEmitter {
     }
     const target = this.#allowed('udp', to.address, to.port) ? this.#target(to) : null;
     if (!target || this.#closed) {
-      this.#metrics.denied++;
+      // #allowed counted a policy denial; the gateway's own addresses are counted here.
+      if (target === null && (to.address === this.gatewayAddress || to.address === this.dnsAddress)) this.#metrics.denied++;
       return;
     }
     const key = `${from.address}:${from.port}`;
