@@ -13,7 +13,7 @@
 set -euo pipefail
 
 # Bump when apply_fixes changes, so cached trees are rebuilt.
-FIXES=2
+FIXES=3
 
 LWIP_VERSION=2.2.1
 DEBIAN_SUITE=trixie
@@ -50,6 +50,16 @@ apply_fixes() {
     exit 1
   fi
   sed -i "s/$accept/\1 || tt_hook_ip4_accept(netif)/" "$file"
+
+  # The same for IPv6: ip6_input_accept() asks the hook first, so a
+  # gateway-mode interface takes unicast packets for every address.
+  file="$1/src/core/ipv6/ip6.c"
+  n=$(grep -c '^  if (netif_is_up(netif)) {$' "$file" || true)
+  if [ "$n" != 1 ]; then
+    log "expected 1 up test (ip6_input_accept) in $file, found $n: lwIP changed, review apply_fixes"
+    exit 1
+  fi
+  sed -i 's/^  if (netif_is_up(netif)) {$/  if (tt_hook_ip6_accept(netif)) {\n    return 1;\n  }\n&/' "$file"
 }
 
 cache="${TCPIP_TS_CACHE:-$HOME/.cache/tcpip-ts}"

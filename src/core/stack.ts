@@ -940,22 +940,25 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
   }
 
   /**
-   * Sends an IPv4 payload of `protocol` (an ICMP message, say, its checksum
-   * in place) into iface as if from an outside address; lwIP adds the IP
-   * header and fragments to the MTU. Returns lwIP's err_t (0: sent).
+   * Sends an IP payload of `protocol` (an ICMP message, say, its checksum
+   * in place: for ICMPv6 computed over the pseudo header of `from` and `to`)
+   * into iface as if from an outside address; lwIP adds the IPv4 or IPv6
+   * header and fragments to the MTU. `hopLimit` defaults to 64. Returns
+   * lwIP's err_t (0: sent).
    */
-  gatewayIpSend(iface: Interface, payload: Uint8Array, from: IpAddress, to: IpAddress, protocol: number): number {
+  gatewayIpSend(iface: Interface, payload: Uint8Array, from: IpAddress, to: IpAddress, protocol: number, hopLimit = 64): number {
     this.#live();
-    if (from.family !== 4) throw invalidOption('from', 'an IPv4 address', formatIp(from));
-    if (to.family !== 4) throw invalidOption('to', 'an IPv4 address', formatIp(to));
+    if (from.family !== to.family) throw invalidOption('to', `an IPv${from.family} address, as from`, formatIp(to));
     if (!Number.isInteger(protocol) || protocol < 0 || protocol > 255) throw invalidOption('protocol', 'an IP protocol number (0-255)', protocol);
-    if (payload.length > 65515) throw invalidOption('payload', 'at most 65515 bytes', payload.length);
+    if (!Number.isInteger(hopLimit) || hopLimit < 1 || hopLimit > 255) throw invalidOption('hopLimit', 'an integer from 1 to 255', hopLimit);
+    const max = from.family === 4 ? 65515 : 65535;
+    if (payload.length > max) throw invalidOption('payload', `at most ${max} bytes`, payload.length);
     const s = this.session;
     const buf = s.scratch(payload.length);
     s.u8.set(payload, buf);
     s.writeSockaddr(0, from, 0);
     s.writeSockaddr(1, to, 0);
-    return s.run((x) => x.tt_gw_ip_send(iface.handle, buf, payload.length, protocol));
+    return s.run((x) => x.tt_gw_ip_send(iface.handle, buf, payload.length, protocol, hopLimit));
   }
 
   /**

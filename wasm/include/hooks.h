@@ -16,5 +16,7 @@ int tt_hook_ip6_input(struct pbuf *p, struct netif *inp);
 /* Added to ip4_input_accept by wasm/fetch-lwip.sh: gateway-mode interfaces
  * accept unicast packets for any address (src/glue_gateway.c). */
 int tt_hook_ip4_accept(struct netif *netif);
+/* Added to ip6_input_accept the same way. */
+int tt_hook_ip6_accept(struct netif *netif);
 
 #endif

@@ -16,18 +16,30 @@
  *   whole IPv4 packet, and the host answers with tt_gw_ip_send (an echo
  *   reply, or an error) from whatever address it stands in for.
  * Everything else (the gateway's own DHCP, DNS, established flows) takes
- * lwIP's normal path. Policy lives in the host. */
+ * lwIP's normal path. Policy lives in the host.
+ *
+ * IPv6 works the same way (a hook in ip6_input_accept, raw PCBs of type
+ * V6), with two differences: the gateway's v6 addresses (link-local, the
+ * gateway and DNS addresses) are real interface addresses, so lwIP answers
+ * neighbour discovery and echo for them itself; and a gateway interface is
+ * a router, so it joins ff02::2 and hands router solicitations to the host
+ * (gw_icmp), which answers with router advertisements. */
 #include "glue.h"
 #include "lwip/raw.h"
 #include "lwip/udp.h"
 #include "lwip/tcp.h"
 #include "lwip/icmp.h"
+#include "lwip/icmp6.h"
+#include "lwip/mld6.h"
+#include "lwip/ip6.h"
 #include "lwip/ip.h"
 #include "lwip/inet_chksum.h"
 #include "lwip/prot/ip4.h"
 #include "lwip/prot/tcp.h"
 #include "lwip/prot/udp.h"
 #include "lwip/prot/icmp.h"
+#include "lwip/prot/icmp6.h"
+#include "lwip/prot/ip6.h"
 #include "lwip/priv/tcp_priv.h"
 #include <string.h>
 
@@ -73,27 +85,71 @@ TT_EXPORT(tt_gw_proxy_arp) int32_t tt_gw_proxy_arp(uint32_t ip) {
   proxied[proxied_count++] = ip;
   return ERR_OK;
 }
-static struct raw_pcb *raw_tcp, *raw_udp, *raw_icmp;
+static struct raw_pcb *raw_tcp, *raw_udp, *raw_icmp, *raw_tcp6, *raw_udp6, *raw_icmp6;
 static struct udp_pcb *reply_pcb;
 
 int tt_hook_ip4_accept(struct netif *netif) {
   return gateway_netif[netif_get_index(netif)];
 }
 
-static int is_local(const ip4_addr_t *dest) {
+/* Only for the interface the packet came in on: a gateway interface does
+ * not take packets that arrived on another one. */
+int tt_hook_ip6_accept(struct netif *netif) {
+  return gateway_netif[netif_get_index(netif)] && netif == ip_current_input_netif();
+}
+
+int tt_gw_is_gateway(struct netif *netif) {
+  return gateway_netif[netif_get_index(netif)];
+}
+
+/* Whether the current packet's destination is an address of ours. */
+static int is_local(void) {
   struct netif *n;
+  if (ip_current_is_v6()) {
+    NETIF_FOREACH(n) {
+      for (int i = 0; i < LWIP_IPV6_NUM_ADDRESSES; i++) {
+        if (ip6_addr_isvalid(netif_ip6_addr_state(n, i)) && ip6_addr_eq(ip6_current_dest_addr(), netif_ip6_addr(n, i))) return 1;
+      }
+    }
+    return 0;
+  }
   NETIF_FOREACH(n) {
-    if (ip4_addr_eq(dest, netif_ip4_addr(n))) return 1;
+    if (ip4_addr_eq(ip4_current_dest_addr(), netif_ip4_addr(n))) return 1;
   }
   return 0;
 }
 
-static void addresses(const struct ip_hdr *iph, uint16_t sport, uint16_t dport) {
-  ip_addr_t a;
-  ip_addr_copy_from_ip4(a, iph->src);
-  tt_ip_to_sockaddr(&a, sport, &tt_sockaddrs[0]);
-  ip_addr_copy_from_ip4(a, iph->dest);
-  tt_ip_to_sockaddr(&a, dport, &tt_sockaddrs[1]);
+/* Multicast, or (IPv4) a broadcast on the input interface: never the host's. */
+static int is_group(struct netif *inp) {
+  if (ip_current_is_v6()) return ip6_addr_ismulticast(ip6_current_dest_addr());
+  return ip4_addr_isbroadcast(ip4_current_dest_addr(), inp) || ip4_addr_ismulticast(ip4_current_dest_addr());
+}
+
+static void addresses(uint16_t sport, uint16_t dport) {
+  tt_ip_to_sockaddr(ip_current_src_addr(), sport, &tt_sockaddrs[0]);
+  tt_ip_to_sockaddr(ip_current_dest_addr(), dport, &tt_sockaddrs[1]);
+}
+
+/* The source and destination of a held packet (IPv4 or IPv6 header at
+ * p->payload), with zones for link-local IPv6 addresses. */
+static void packet_addresses(struct pbuf *p, struct netif *inp, ip_addr_t *src, ip_addr_t *dest) {
+  if (IP_HDR_GET_VERSION(p->payload) == 6) {
+    const struct ip6_hdr *h = (const struct ip6_hdr *)p->payload;
+    ip_addr_copy_from_ip6_packed(*src, h->src);
+    ip_addr_copy_from_ip6_packed(*dest, h->dest);
+    ip6_addr_assign_zone(ip_2_ip6(src), IP6_UNICAST, inp);
+    ip6_addr_assign_zone(ip_2_ip6(dest), IP6_UNICAST, inp);
+  } else {
+    const struct ip_hdr *h = (const struct ip_hdr *)p->payload;
+    ip_addr_copy_from_ip4(*src, h->src);
+    ip_addr_copy_from_ip4(*dest, h->dest);
+  }
+}
+
+/* Length of a held packet's IP header(s): the raw PCBs of type V6 only see
+ * packets whose fixed header names the protocol, so 40 for IPv6. */
+static uint16_t header_length(struct pbuf *p) {
+  return IP_HDR_GET_VERSION(p->payload) == 6 ? IP6_HLEN : IPH_HL_BYTES((const struct ip_hdr *)p->payload);
 }
 
 /* The input netif of a packet in a raw callback. */
@@ -115,9 +171,8 @@ static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
   LWIP_UNUSED_ARG(pcb);
   LWIP_UNUSED_ARG(addr);
   struct netif *inp = input_netif();
-  if (!IP_IS_V4_VAL(*ip_current_dest_addr()) || !gateway_netif[netif_get_index(inp)]) return 0;
-  const struct ip_hdr *iph = (const struct ip_hdr *)p->payload;
-  uint16_t hlen = IPH_HL_BYTES(iph);
+  if (!gateway_netif[netif_get_index(inp)]) return 0;
+  uint16_t hlen = ip_current_header_tot_len();
   if (p->len < hlen + TCP_HLEN) return 0; /* lwIP's own checks handle it */
   const struct tcp_hdr *th = (const struct tcp_hdr *)((const uint8_t *)p->payload + hlen);
   if ((TCPH_FLAGS(th) & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN) return 0;
@@ -129,16 +184,17 @@ static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
    * while other sandbox flows to the same address:port are held as any. */
   if (feeding) return 0;
   for (struct tcp_pcb_listen *l = tcp_listen_pcbs.listen_pcbs; l != NULL; l = l->next) {
-    if (l->accept == gw_on_accept) continue;
-    if (l->local_port == dport &&
-        (ip_addr_isany(&l->local_ip) || (IP_IS_V4_VAL(l->local_ip) && ip4_addr_eq(ip_2_ip4(&l->local_ip), ip4_current_dest_addr())))) return 0;
+    if (l->accept == gw_on_accept || l->local_port != dport) continue;
+    if (IP_IS_ANY_TYPE_VAL(l->local_ip)) return 0;
+    if (IP_GET_TYPE(&l->local_ip) == IP_GET_TYPE(ip_current_dest_addr()) &&
+        (ip_addr_isany(&l->local_ip) || ip_addr_eq(&l->local_ip, ip_current_dest_addr()))) return 0;
   }
   /* A retransmitted SYN of an accepted flow belongs to lwIP. */
   for (struct tcp_pcb *a = tcp_active_pcbs; a != NULL; a = a->next) {
     if (a->local_port == dport && a->remote_port == lwip_ntohs(th->src) &&
-        ip4_addr_eq(ip_2_ip4(&a->local_ip), ip4_current_dest_addr()) && ip4_addr_eq(ip_2_ip4(&a->remote_ip), ip4_current_src_addr())) return 0;
+        ip_addr_eq(&a->local_ip, ip_current_dest_addr()) && ip_addr_eq(&a->remote_ip, ip_current_src_addr())) return 0;
   }
-  addresses(iph, lwip_ntohs(th->src), dport);
+  addresses(lwip_ntohs(th->src), dport);
   tt_host_gw_tcp_syn(inp, p, &tt_sockaddrs[0], &tt_sockaddrs[1]);
   return 1; /* held: the host calls tt_gw_tcp_accept or tt_gw_tcp_reject */
 }
@@ -148,12 +204,10 @@ static u8_t on_udp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
   LWIP_UNUSED_ARG(pcb);
   LWIP_UNUSED_ARG(addr);
   struct netif *inp = input_netif();
-  if (!IP_IS_V4_VAL(*ip_current_dest_addr()) || !gateway_netif[netif_get_index(inp)]) return 0;
-  if (ip4_addr_isbroadcast(ip4_current_dest_addr(), inp) || ip4_addr_ismulticast(ip4_current_dest_addr())) return 0;
-  const struct ip_hdr *iph = (const struct ip_hdr *)p->payload;
-  uint16_t hlen = IPH_HL_BYTES(iph);
+  if (!gateway_netif[netif_get_index(inp)] || is_group(inp)) return 0;
+  uint16_t hlen = ip_current_header_tot_len();
   if (p->tot_len < hlen + UDP_HLEN) return 0;
-  if (is_local(ip4_current_dest_addr())) {
+  if (is_local()) {
     /* Ours when one of our UDP sockets has the port (DHCP, DNS); else the host's. */
     u16_t dport_n;
     pbuf_copy_partial(p, &dport_n, 2, hlen + 2);
@@ -168,6 +222,8 @@ static u8_t on_udp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
   int bad = ulen < UDP_HLEN || ulen > p->tot_len;
 #if CHECKSUM_CHECK_UDP
   IF__NETIF_CHECKSUM_ENABLED(inp, NETIF_CHECKSUM_CHECK_UDP) {
+    /* IPv6 has no "no checksum" (RFC 8200 section 8.1). */
+    if (!bad && uh.chksum == 0 && ip_current_is_v6()) bad = 1;
     if (!bad && uh.chksum != 0 &&
         ip_chksum_pseudo(p, IP_PROTO_UDP, p->tot_len, ip_current_src_addr(), ip_current_dest_addr()) != 0) bad = 1;
   }
@@ -179,7 +235,7 @@ static u8_t on_udp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
     return 1;
   }
   UDP_STATS_INC(udp.recv);
-  addresses(iph, lwip_ntohs(uh.src), lwip_ntohs(uh.dest));
+  addresses(lwip_ntohs(uh.src), lwip_ntohs(uh.dest));
   pbuf_remove_header(p, UDP_HLEN);
   pbuf_realloc(p, (u16_t)(ulen - UDP_HLEN)); /* drop any bytes past the UDP length */
   if (p->next == NULL) {
@@ -205,8 +261,19 @@ static u8_t on_icmp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_add
   LWIP_UNUSED_ARG(pcb);
   LWIP_UNUSED_ARG(addr);
   struct netif *inp = input_netif();
-  if (!IP_IS_V4_VAL(*ip_current_dest_addr()) || !gateway_netif[netif_get_index(inp)]) return 0;
-  if (is_local(ip4_current_dest_addr()) || ip4_addr_isbroadcast(ip4_current_dest_addr(), inp)) return 0;
+  if (!gateway_netif[netif_get_index(inp)]) return 0;
+  if (ip_current_is_v6()) {
+    /* Router solicitations are the host's to answer (lwIP is no router). */
+    uint8_t type;
+    if (pbuf_copy_partial(p, &type, 1, ip_current_header_tot_len()) == 1 && type == ICMP6_TYPE_RS) {
+      tt_with_flat(p, deliver_icmp, inp);
+      pbuf_free(p);
+      return 1;
+    }
+    if (is_local() || ip6_addr_ismulticast(ip6_current_dest_addr())) return 0; /* ND, MLD, echo: lwIP's */
+  } else if (is_local() || ip4_addr_isbroadcast(ip4_current_dest_addr(), inp)) {
+    return 0;
+  }
   /* Not ours to answer: lwIP would reply to pings for any address. A
    * reassembled packet is a chain: flattened. */
   tt_with_flat(p, deliver_icmp, inp);
@@ -229,15 +296,32 @@ TT_EXPORT(tt_gw_set) int32_t tt_gw_set(struct netif *netif, uint32_t on) {
     netif->input = original_input(netif);
     for (int i = 0; i < MAX_GATEWAYS; i++) if (saved_input[i].index == idx) saved_input[i].index = 0;
   }
+  /* A router listens to all-routers (RFC 4291 section 2.7.1) for
+   * solicitations, and does not solicit routers itself. */
+  ip6_addr_t all_routers;
+  ip6_addr_set_allrouters_linklocal(&all_routers);
+  ip6_addr_assign_zone(&all_routers, IP6_MULTICAST, netif);
+  if (on) {
+    mld6_joingroup_netif(netif, &all_routers);
+    netif->rs_count = 0;
+  } else {
+    mld6_leavegroup_netif(netif, &all_routers);
+  }
   if (raw_tcp == NULL) {
     raw_tcp = raw_new(IP_PROTO_TCP);
     raw_udp = raw_new(IP_PROTO_UDP);
     raw_icmp = raw_new(IP_PROTO_ICMP);
-    reply_pcb = udp_new();
-    if (!raw_tcp || !raw_udp || !raw_icmp || !reply_pcb) return ERR_MEM;
+    raw_tcp6 = raw_new_ip_type(IPADDR_TYPE_V6, IP6_NEXTH_TCP);
+    raw_udp6 = raw_new_ip_type(IPADDR_TYPE_V6, IP6_NEXTH_UDP);
+    raw_icmp6 = raw_new_ip_type(IPADDR_TYPE_V6, IP6_NEXTH_ICMP6);
+    reply_pcb = udp_new_ip_type(IPADDR_TYPE_ANY);
+    if (!raw_tcp || !raw_udp || !raw_icmp || !raw_tcp6 || !raw_udp6 || !raw_icmp6 || !reply_pcb) return ERR_MEM;
     raw_recv(raw_tcp, on_tcp, NULL);
     raw_recv(raw_udp, on_udp, NULL);
     raw_recv(raw_icmp, on_icmp, NULL);
+    raw_recv(raw_tcp6, on_tcp, NULL);
+    raw_recv(raw_udp6, on_udp, NULL);
+    raw_recv(raw_icmp6, on_icmp, NULL);
   }
   return ERR_OK;
 }
@@ -257,8 +341,7 @@ static void feed(struct pbuf *syn, struct netif *inp) {
  * waits on it), or -err. */
 TT_EXPORT(tt_gw_tcp_accept) int32_t tt_gw_tcp_accept(struct pbuf *syn, uint32_t listener_id) {
   extern int32_t tt_tcp_listen(struct tcp_pcb *pcb, uint32_t id, uint32_t backlog);
-  const struct ip_hdr *iph = (const struct ip_hdr *)syn->payload;
-  const struct tcp_hdr *th = (const struct tcp_hdr *)((const uint8_t *)syn->payload + IPH_HL_BYTES(iph));
+  const struct tcp_hdr *th = (const struct tcp_hdr *)((const uint8_t *)syn->payload + header_length(syn));
   struct netif *inp = netif_get_by_index(syn->if_idx);
   if (listener_id == 0) {
     if (inp == NULL) {
@@ -268,9 +351,9 @@ TT_EXPORT(tt_gw_tcp_accept) int32_t tt_gw_tcp_accept(struct pbuf *syn, uint32_t 
     feed(syn, inp);
     return 0;
   }
-  ip_addr_t dest;
-  ip_addr_copy_from_ip4(dest, iph->dest);
-  struct tcp_pcb *pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
+  ip_addr_t src, dest;
+  packet_addresses(syn, inp, &src, &dest);
+  struct tcp_pcb *pcb = tcp_new_ip_type(IP_GET_TYPE(&dest));
   if (pcb == NULL || inp == NULL) {
     if (pcb) tcp_abort(pcb);
     pbuf_free(syn);
@@ -294,21 +377,47 @@ TT_EXPORT(tt_gw_tcp_accept) int32_t tt_gw_tcp_accept(struct pbuf *syn, uint32_t 
   return listener;
 }
 
+/* ICMPv6 destination unreachable about packet p (IPv6 header at
+ * p->payload) from its destination: lwIP's icmp6_dest_unreach() answers
+ * only while the packet is being input (it reads ip_current_*), and a held
+ * SYN is answered later. Quotes as much as fits the minimum MTU (RFC 4443
+ * section 3.1). */
+static void icmp6_unreachable(struct pbuf *p, struct netif *inp, u8_t code) {
+  ip_addr_t src, dest;
+  packet_addresses(p, inp, &src, &dest);
+  u16_t quoted = LWIP_MIN(p->tot_len, IP6_MIN_MTU_LENGTH - IP6_HLEN - ICMP6_HLEN);
+  struct pbuf *q = pbuf_alloc(PBUF_IP, ICMP6_HLEN + quoted, PBUF_RAM);
+  if (q == NULL) return;
+  struct icmp6_hdr *h = (struct icmp6_hdr *)q->payload;
+  h->type = ICMP6_TYPE_DUR;
+  h->code = code;
+  h->data = 0;
+  h->chksum = 0;
+  pbuf_copy_partial_pbuf(q, p, quoted, ICMP6_HLEN);
+  h->chksum = ip6_chksum_pseudo(q, IP6_NEXTH_ICMP6, q->tot_len, ip_2_ip6(&dest), ip_2_ip6(&src));
+  ICMP6_STATS_INC(icmp6.xmit);
+  ip6_output_if(q, ip_2_ip6(&dest), ip_2_ip6(&src), LWIP_ICMP6_HL, 0, IP6_NEXTH_ICMP6, inp);
+  pbuf_free(q);
+}
+
 /* Rejects a held SYN: how 0 = RST, 255 = drop silently (a retransmitted
  * SYN of a flow the host is still connecting), else ICMP destination
- * unreachable with that code (1 host, 3 port, 13 administratively
- * prohibited). */
+ * unreachable with that ICMPv4 code (1 host, 3 port, 13 administratively
+ * prohibited), for IPv6 the matching ICMPv6 code (3 address unreachable,
+ * 4 port unreachable, 1 administratively prohibited; RFC 4443 section 3.1). */
 TT_EXPORT(tt_gw_tcp_reject) void tt_gw_tcp_reject(struct pbuf *syn, uint32_t how) {
-  const struct ip_hdr *iph = (const struct ip_hdr *)syn->payload;
-  const struct tcp_hdr *th = (const struct tcp_hdr *)((const uint8_t *)syn->payload + IPH_HL_BYTES(iph));
+  const struct tcp_hdr *th = (const struct tcp_hdr *)((const uint8_t *)syn->payload + header_length(syn));
   struct netif *inp = netif_get_by_index(syn->if_idx);
+  int v6 = IP_HDR_GET_VERSION(syn->payload) == 6;
   if (inp != NULL && how != 255) {
     if (how == 0) {
       ip_addr_t local, remote;
-      ip_addr_copy_from_ip4(local, iph->dest);
-      ip_addr_copy_from_ip4(remote, iph->src);
+      packet_addresses(syn, inp, &remote, &local);
       u32_t seq = lwip_ntohl(th->seqno);
       tcp_rst_netif(inp, 0, seq + 1, &local, &remote, lwip_ntohs(th->dest), lwip_ntohs(th->src));
+    } else if (v6) {
+      u8_t code = how == ICMP_DUR_PORT ? ICMP6_DUR_PORT : how == ICMP_DUR_HOST ? ICMP6_DUR_ADDRESS : ICMP6_DUR_PROHIBITED;
+      icmp6_unreachable(syn, inp, code);
     } else {
       icmp_dest_unreach(syn, (enum icmp_dur_type)how);
     }
@@ -337,17 +446,23 @@ TT_EXPORT(tt_gw_udp_send) int32_t tt_gw_udp_send(struct netif *netif, const void
 /* Sends an IP payload (its checksum already in place: lwIP adds the IP
  * header only) of protocol proto out of netif to the sandbox, from an
  * outside address: source in tt_sockaddrs[0], destination in
- * tt_sockaddrs[1] (IPv4). Fragmented to the interface's MTU as needed. */
-TT_EXPORT(tt_gw_ip_send) int32_t tt_gw_ip_send(struct netif *netif, const void *data, uint32_t len, uint32_t proto) {
+ * tt_sockaddrs[1], both IPv4 or both IPv6 (zones for link-local and
+ * multicast). hop_limit 0 is the default (64); router advertisements need
+ * 255 (RFC 4861 section 6.1.2). Fragmented to the interface's MTU as
+ * needed. */
+TT_EXPORT(tt_gw_ip_send) int32_t tt_gw_ip_send(struct netif *netif, const void *data, uint32_t len, uint32_t proto, uint32_t hop_limit) {
   ip_addr_t src, dst;
   tt_sockaddr_to_ip(&tt_sockaddrs[0], &src);
   tt_sockaddr_to_ip(&tt_sockaddrs[1], &dst);
-  if (!IP_IS_V4_VAL(src) || !IP_IS_V4_VAL(dst) || proto > 255) return ERR_VAL;
-  if (len > 0xFFFF - IP_HLEN) return ERR_VAL;
+  if (IP_GET_TYPE(&src) != IP_GET_TYPE(&dst) || IP_IS_ANY_TYPE_VAL(src) || proto > 255 || hop_limit > 255) return ERR_VAL;
+  u8_t hl = hop_limit ? (u8_t)hop_limit : IP_DEFAULT_TTL;
+  if (len > 0xFFFF - (IP_IS_V6_VAL(src) ? 0 : IP_HLEN)) return ERR_VAL;
   struct pbuf *p = pbuf_alloc(PBUF_IP, (u16_t)len, PBUF_RAM);
   if (p == NULL) return ERR_MEM;
   memcpy(p->payload, data, len);
-  err_t err = ip4_output_if_src(p, ip_2_ip4(&src), ip_2_ip4(&dst), IP_DEFAULT_TTL, 0, (u8_t)proto, netif);
+  err_t err = IP_IS_V6_VAL(src)
+    ? ip6_output_if_src(p, ip_2_ip6(&src), ip_2_ip6(&dst), hl, 0, (u8_t)proto, netif)
+    : ip4_output_if_src(p, ip_2_ip4(&src), ip_2_ip4(&dst), hl, 0, (u8_t)proto, netif);
   pbuf_free(p);
   return err;
 }

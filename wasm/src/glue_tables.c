@@ -258,10 +258,12 @@ const ip6_addr_t *tt_hook_ip6_gateway(struct netif *netif, const ip6_addr_t *des
 }
 
 /* IPv6 has no forwarding hook: with forwarding off, drop unicast packets
- * that are not addressed to one of our interfaces before lwIP forwards them. */
+ * that are not addressed to one of our interfaces before lwIP forwards them
+ * (a gateway-mode interface takes them all: src/glue_gateway.c). */
+int tt_gw_is_gateway(struct netif *netif);
+
 int tt_hook_ip6_input(struct pbuf *p, struct netif *inp) {
-  LWIP_UNUSED_ARG(inp);
-  if (forwarding || p->len < IP6_HLEN) return 0;
+  if (forwarding || p->len < IP6_HLEN || tt_gw_is_gateway(inp)) return 0;
   ip6_addr_t dest;
   memcpy(dest.addr, (const uint8_t *)p->payload + 24, 16);
   if (ip6_addr_ismulticast(&dest)) return 0;
