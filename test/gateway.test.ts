@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { queryOverTcp } from './support/dns-tcp.js';
 import { echoRoundTrip } from './support/transfer.js';
 import { createCable, createStack, type Stack } from '../src/index.js';
 import { createGateway, parseForward, type FlowInfo, type Gateway } from '../src/gateway/gateway.js';
@@ -212,20 +213,7 @@ describe('gateway (slirp mode) over host sockets', () => {
     expect(await sandbox.resolve('host.test')).toEqual(['10.0.2.2']);
     expect(await sandbox.resolve('six.test', { family: 6 })).toEqual(['fd00::2']);
     // TCP: a query with the 2-byte length prefix (RFC 1035 4.2.2).
-    const { encodeDnsQuery, decodeDnsMessage } = await import('../src/wire/dns.js');
-    const query = encodeDnsQuery({ id: 7, name: 'host.test', type: 1 });
-    const sock = sandbox.connect({ port: 53, host: '10.0.2.3', allowHalfOpen: true });
-    const framed = Buffer.alloc(2 + query.length);
-    framed.writeUInt16BE(query.length, 0);
-    framed.set(query, 2);
-    const chunks: Buffer[] = [];
-    sock.on('data', (d: Buffer) => chunks.push(d));
-    const ended = once(sock, 'end');
-    sock.end(framed);
-    await ended;
-    const reply = Buffer.concat(chunks);
-    const msg = decodeDnsMessage(reply.subarray(2, 2 + reply.readUInt16BE(0)));
-    expect(msg?.answers.map((a) => a.value)).toEqual(['10.0.2.2']);
+    expect((await queryOverTcp(sandbox, '10.0.2.3', 'host.test', 1))?.answers.map((a) => a.value)).toEqual(['10.0.2.2']);
     expect(gw.dns.counters.tcp).toBeGreaterThan(0);
   });
 

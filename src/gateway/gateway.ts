@@ -18,6 +18,12 @@
  * the guest's identifier, sequence and destination whatever identifier the
  * kernel gives the socket. Where ping sockets are not allowed
  * (net.ipv4.ping_group_range), those echoes are dropped and counted.
+ * IPv6 (the `ipv6` option): the interface also has the v6 gateway and DNS
+ * addresses (so lwIP answers neighbour discovery and echo for them, and the
+ * DNS server listens there like any socket), router advertisements give the
+ * sandbox a SLAAC prefix, its default route and DNS; TCP and UDP to v6
+ * destinations leave through v6 host sockets. Echoes to outside v6
+ * addresses are not forwarded (the ping socket is IPv4): counted as dropped.
  */
 import { EventEmitter } from 'node:events';
 import { createSocket as createDgram, type Socket as DgramSocket } from 'node:dgram';
@@ -27,13 +33,18 @@ import type { Interface } from '../core/interface.js';
 import type { Link } from '../core/link.js';
 import type { SocketAddress } from '../core/session.js';
 import { invalidOption } from '../core/errors.js';
-import { formatIp, parseIp, parsePrefix, prefixContains, type IpAddress } from '../wire/address.js';
+import {
+  formatIp, ipEquals, isLinkLocalIPv6, networkOf, parseIp, parsePrefix, prefixContains, type IpAddress, type IpPrefix,
+} from '../wire/address.js';
 import { createStack, type Stack } from '../node/stack.js';
 import { TcpSocket } from '../node/socket.js';
 import type { StackOptions } from '../core/stack.js';
 import { loadNative, type NativeError, type PingSocket } from '../node/native.js';
-import { buildEchoReply, buildEchoRequest, buildIcmpMessage, Icmpv4Type, parseEcho } from '../wire/icmp.js';
+import { buildEchoReply, buildEchoRequest, buildIcmpMessage, Icmpv4Type, Icmpv6Type, parseEcho } from '../wire/icmp.js';
 import { IpProtocol, parseIPv4Packet, type IPv4Packet } from '../wire/ipv4.js';
+import { parseIPv6Packet, type IPv6Packet } from '../wire/ipv6.js';
+import { parseRouterSolicitation } from '../wire/ndp.js';
+import { RouterAdvertiser } from './router-advertiser.js';
 import { DnsForwarder, type UpstreamResolver } from './dns-server.js';
 import { DhcpServer } from './dhcp-server.js';
 import { EgressPolicy, type EgressPolicyOptions } from './policy.js';
@@ -64,6 +75,28 @@ export interface GatewayOptions {
   resolver?: UpstreamResolver;
   /** Static DNS records served at `dns`. */
   hosts?: Record<string, string[]>;
+  /**
+   * IPv6 for the sandbox: true for slirp4netns's fd00::/64 with gateway
+   * fd00::2 and DNS fd00::3, or some of those. The guest configures itself
+   * by SLAAC from the gateway's router advertisements. Ethernet links only.
+   */
+  ipv6?: boolean | GatewayIPv6Options;
+}
+
+export interface GatewayIPv6Options {
+  /** The sandbox's /64. Default 'fd00::/64'. */
+  prefix?: string;
+  /** The gateway's v6 address in the prefix (reaches the host's ::1 with hostLoopback). Default: ::2 in the prefix. */
+  gateway?: string;
+  /** The v6 DNS address in the prefix, advertised by RDNSS. Default: ::3 in the prefix. */
+  dns?: string;
+}
+
+/** The gateway's IPv6 addresses, as configured. */
+export interface GatewayIPv6 {
+  prefix: string;
+  gateway: string;
+  dns: string;
 }
 
 /** A host port forwarded into the sandbox. */
@@ -161,11 +194,42 @@ interface UdpFlow {
 }
 
 const DEFAULTS = { subnet: '10.0.2.0/24', gateway: '10.0.2.2', dns: '10.0.2.3', guest: '10.0.2.100' };
+/** slirp4netns --enable-ipv6's addresses. */
+const DEFAULTS6 = { prefix: 'fd00::/64', gateway: 2, dns: 3 };
 
 function address(name: string, text: unknown): IpAddress {
   const ip = typeof text === 'string' ? parseIp(text) : null;
   if (!ip || ip.family !== 4) throw invalidOption(name, 'an IPv4 address', text);
   return ip;
+}
+
+/** The `ipv6` option, checked and filled in; null when off. */
+function ipv6Options(given: unknown): { prefix: IpPrefix; gateway: IpAddress; dns: IpAddress } | null {
+  if (given === undefined || given === false) return null;
+  if (given !== true && (given === null || typeof given !== 'object')) throw invalidOption('ipv6', "a boolean or { prefix?, gateway?, dns? }", given);
+  const o: GatewayIPv6Options = given === true ? {} : given as GatewayIPv6Options;
+  const prefixText = o.prefix ?? DEFAULTS6.prefix;
+  const prefix = typeof prefixText === 'string' ? parsePrefix(prefixText) : null;
+  // SLAAC forms addresses from a /64 prefix and a 64-bit interface identifier (RFC 4862 section 5.5.3, RFC 2464 section 4).
+  if (!prefix || prefix.address.family !== 6 || prefix.prefixLength !== 64 || isLinkLocalIPv6(prefix.address.bytes) || prefix.address.bytes[0] === 0xff) {
+    throw invalidOption('ipv6.prefix', "an IPv6 /64 prefix like 'fd00::/64' (not link-local or multicast)", o.prefix);
+  }
+  const network = networkOf(prefix);
+  const inPrefix = (name: 'gateway' | 'dns', host: number) => {
+    const text = o[name];
+    if (text === undefined) {
+      const bytes = network.bytes.slice();
+      bytes[15] = host;
+      return { family: 6 as const, bytes, zone: 0 };
+    }
+    const ip = typeof text === 'string' ? parseIp(text) : null;
+    if (!ip || ip.family !== 6 || ip.zone !== 0 || !prefixContains(prefix, ip)) throw invalidOption(`ipv6.${name}`, `an IPv6 address inside ${formatIp(network)}/64`, text);
+    return ip;
+  };
+  const gateway = inPrefix('gateway', DEFAULTS6.gateway);
+  const dns = inPrefix('dns', DEFAULTS6.dns);
+  if (ipEquals(gateway, dns)) throw invalidOption('ipv6.dns', 'an address other than ipv6.gateway', formatIp(dns));
+  return { prefix: { address: network, prefixLength: 64 }, gateway, dns };
 }
 
 export class Gateway extends EventEmitter {
@@ -180,6 +244,10 @@ export class Gateway extends EventEmitter {
   readonly dhcp: DhcpServer;
   /** Resolves once the gateway's own services (DNS, DHCP) listen. */
   readonly ready: Promise<void>;
+  /** The IPv6 addresses, or null without the `ipv6` option. */
+  readonly ipv6: GatewayIPv6 | null;
+  /** Sends the router advertisements (null without `ipv6`). */
+  readonly routerAdvertiser: RouterAdvertiser | null;
   readonly #hostLoopback: boolean;
   readonly #connectTimeout: number;
   readonly #udpIdle: number;
@@ -217,6 +285,9 @@ export class Gateway extends EventEmitter {
       const v = options[num];
       if (v !== undefined && !(typeof v === 'number' && v > 0)) throw invalidOption(num, 'a positive number of milliseconds', v);
     }
+    const v6 = ipv6Options(options.ipv6);
+    if (v6 && options.link?.medium !== 'ethernet') throw invalidOption('ipv6', 'used with an Ethernet link (router advertisements need link-layer addresses)', options.ipv6);
+    this.ipv6 = v6 && { prefix: `${formatIp(v6.prefix.address)}/64`, gateway: formatIp(v6.gateway), dns: formatIp(v6.dns) };
     this.gatewayAddress = formatIp(gw);
     this.dnsAddress = formatIp(dns);
     this.guestAddress = formatIp(guest);
@@ -227,6 +298,8 @@ export class Gateway extends EventEmitter {
     this.interface = this.stack.addInterface({
       link: options.link,
       ipv4: `${this.gatewayAddress}/${subnet.prefixLength}`,
+      // The DNS address as a /128: the /64 route comes with the gateway address.
+      ipv6: this.ipv6 ? [`${this.ipv6.gateway}/64`, `${this.ipv6.dns}/128`] : undefined,
       mtu: options.mtu,
     });
     const handler: GatewayHandler = {
@@ -240,7 +313,15 @@ export class Gateway extends EventEmitter {
     // TCP queries reach the forwarder's listener on the DNS address through
     // lwIP; UDP ones come through #udpOut (lwIP sends UDP only from an
     // interface's own address).
-    this.dns = new DnsForwarder({ stack: this.stack, address: this.dnsAddress, policy: this.policy, resolver: options.resolver, hosts: options.hosts });
+    // The v6 DNS address is the interface's own, so lwIP delivers both
+    // transports there to the forwarder's sockets.
+    this.dns = new DnsForwarder({
+      stack: this.stack,
+      address: this.ipv6 ? [this.dnsAddress, this.ipv6.dns] : this.dnsAddress,
+      policy: this.policy,
+      resolver: options.resolver,
+      hosts: options.hosts,
+    });
     this.dhcp = new DhcpServer(this.stack, {
       interface: this.interface.name,
       serverAddress: this.gatewayAddress,
@@ -250,13 +331,21 @@ export class Gateway extends EventEmitter {
       dns: [this.dnsAddress],
       mtu: this.interface.mtu,
     });
-    this.ready = Promise.all([this.dns.listen(), this.dhcp.start()]).then(() => undefined);
+    this.routerAdvertiser = v6 ? new RouterAdvertiser(this.stack, this.interface, { prefix: v6.prefix, dns: [v6.dns], mtu: this.interface.mtu }) : null;
+    this.ready = Promise.all([this.dns.listen(), this.dhcp.start()]).then(() => {
+      if (!this.#closed) this.routerAdvertiser?.start();
+    });
     this.ready.catch(() => undefined);
+  }
+
+  /** Whether `address` is one the gateway stands for itself (v4 or v6 gateway or DNS address). */
+  #own(address: string): boolean {
+    return address === this.gatewayAddress || address === this.dnsAddress || address === this.ipv6?.gateway || address === this.ipv6?.dns;
   }
 
   /** Whether the policy lets the sandbox reach `address` (at `port`: TCP, UDP); counts a denial. */
   #allowed(protocol: 'tcp' | 'udp' | 'icmp', address: string, port?: number): boolean {
-    if (address === this.gatewayAddress || address === this.dnsAddress) return true; // governed by hostLoopback / served here
+    if (this.#own(address)) return true; // governed by hostLoopback / served here
     const decision = this.policy.decide({ protocol, address, port });
     if (!decision.allowed) {
       this.#metrics.denied++;
@@ -269,7 +358,8 @@ export class Gateway extends EventEmitter {
   /** Where a sandbox flow to `to` goes on the host, or null when it may not. */
   #target(to: SocketAddress): { host: string; port: number } | null {
     if (to.address === this.gatewayAddress) return this.#hostLoopback ? { host: '127.0.0.1', port: to.port } : null;
-    if (to.address === this.dnsAddress) return null; // served by the gateway's DNS (not here yet)
+    if (to.address === this.ipv6?.gateway) return this.#hostLoopback ? { host: '::1', port: to.port } : null;
+    if (to.address === this.dnsAddress || to.address === this.ipv6?.dns) return null; // only DNS is served there
     return { host: to.address, port: to.port };
   }
 
@@ -281,7 +371,7 @@ export class Gateway extends EventEmitter {
     }
     const target = this.#allowed('tcp', syn.to.address, syn.to.port) ? this.#target(syn.to) : null;
     if (!target || this.#closed) {
-      if (target === null && (syn.to.address === this.gatewayAddress || syn.to.address === this.dnsAddress)) this.#metrics.denied++;
+      if (target === null && this.#own(syn.to.address)) this.#metrics.denied++;
       syn.reject('reset');
       return;
     }
@@ -362,13 +452,13 @@ export class Gateway extends EventEmitter {
     const target = this.#allowed('udp', to.address, to.port) ? this.#target(to) : null;
     if (!target || this.#closed) {
       // #allowed counted a policy denial; the gateway's own addresses are counted here.
-      if (target === null && (to.address === this.gatewayAddress || to.address === this.dnsAddress)) this.#metrics.denied++;
+      if (target === null && this.#own(to.address)) this.#metrics.denied++;
       return;
     }
     const key = `${from.address}:${from.port}`;
     let flow = this.#udp.get(key);
     if (!flow) {
-      const socket = createDgram('udp4');
+      const socket = createDgram(to.family === 6 ? 'udp6' : 'udp4');
       const info: FlowInfo = { protocol: 'udp', from: key, to: `${to.address}:${to.port}`, bytesIn: 0, bytesOut: 0 };
       const guest = from;
       const created: UdpFlow = { socket, guest, info, timer: setTimeout(() => this.#udpExpire(key), this.#udpIdle) };
@@ -376,7 +466,10 @@ export class Gateway extends EventEmitter {
       socket.on('message', (msg, rinfo) => {
         // Replies appear to come from where the sandbox sent: the gateway's
         // address for the host's loopback.
-        const remote = rinfo.address === '127.0.0.1' && this.#hostLoopback ? this.gatewayAddress : rinfo.address;
+        const remote = !this.#hostLoopback ? rinfo.address
+          : rinfo.address === '127.0.0.1' ? this.gatewayAddress
+          : rinfo.address === '::1' && this.ipv6 ? this.ipv6.gateway
+          : rinfo.address;
         const remoteIp = parseIp(remote);
         const guestIp = parseIp(guest.address);
         if (!remoteIp || !guestIp || this.#closed) return;
@@ -417,8 +510,12 @@ export class Gateway extends EventEmitter {
 
   // ---------------------------------------------------------------- ICMP echo
 
-  /** An ICMP packet from the sandbox to an address that is not the stack's. */
+  /** An ICMP packet from the sandbox to an address that is not the stack's (or a router solicitation). */
   #icmpOut(iface: Interface, packet: Uint8Array): void {
+    if (packet.length > 0 && packet[0]! >> 4 === 6) {
+      this.#icmp6Out(iface, packet);
+      return;
+    }
     const ip = parseIPv4Packet(packet);
     if (!ip || ip.protocol !== IpProtocol.ICMP || this.#closed) return;
     const echo = parseEcho(ip.payload, { family: 4 });
@@ -465,6 +562,43 @@ export class Gateway extends EventEmitter {
     timer.unref?.();
     this.#echoes.set(seq, { iface, guest: ip.src, to: ip.dst, toNumber, id: echo.id, seq: echo.seq, timer });
     this.#metrics.icmpEchoForwarded++;
+  }
+
+  /**
+   * ICMPv6 from the sandbox: router solicitations (answered with an
+   * advertisement), echoes to outside addresses (refused by the policy with
+   * unreachable code 1, else dropped: no v6 ping socket). The gateway's own
+   * addresses are lwIP's to answer.
+   */
+  #icmp6Out(iface: Interface, packet: Uint8Array): void {
+    const ip = parseIPv6Packet(packet);
+    if (!ip || ip.upperProtocol !== IpProtocol.ICMPv6 || ip.fragment || this.#closed) return;
+    const message = ip.upperPayload;
+    if (message[0] === Icmpv6Type.RouterSolicitation) {
+      // RFC 4861 section 6.1.1: hop limit 255, a valid checksum, no source
+      // link-layer option from the unspecified address.
+      const rs = ip.hopLimit === 255 ? parseRouterSolicitation(message, { src: ip.src, dst: ip.dst }) : null;
+      const unspecified = ip.src.bytes.every((b) => b === 0);
+      if (rs && !(unspecified && rs.sourceLinkLayerAddress)) this.routerAdvertiser?.solicited();
+      return;
+    }
+    const echo = parseEcho(message, { src: ip.src, dst: ip.dst });
+    if (!echo || echo.kind !== 'request' || !echo.checksumOk || !this.ipv6) return;
+    if (!this.#allowed('icmp', formatIp(ip.dst))) {
+      this.#unreachable6(iface, packet, ip, 1); // administratively prohibited (RFC 4443 section 3.1)
+      return;
+    }
+    this.#metrics.icmpDropped++;
+  }
+
+  /** ICMPv6 destination unreachable to the sandbox from the v6 gateway address, quoting what fits 1280 bytes (RFC 4443 section 3.1). */
+  #unreachable6(iface: Interface, packet: Uint8Array, ip: IPv6Packet, code: number): void {
+    const from = parseIp(this.ipv6!.gateway)!;
+    const quoted = packet.subarray(0, Math.min(packet.length, 1280 - 40 - 8));
+    const body = new Uint8Array(4 + quoted.length);
+    body.set(quoted, 4);
+    const message = buildIcmpMessage({ family: 6, type: Icmpv6Type.DestinationUnreachable, code, body, src: from, dst: ip.src });
+    if (!this.#closed) this.stack.gatewayIpSend(iface, message, from, ip.src, IpProtocol.ICMPv6);
   }
 
   /** The gateway's ping socket, opened on first use; null where ping sockets are not allowed. */
@@ -641,6 +775,7 @@ export class Gateway extends EventEmitter {
     }
     for (const key of [...this.#udp.keys()]) this.#udpExpire(key);
     this.#closePing();
+    this.routerAdvertiser?.stop();
     void this.dns.close().catch(() => undefined);
     void Promise.resolve(this.dhcp.close()).catch(() => undefined);
     this.stack.close();
