@@ -6,6 +6,7 @@
         "src/addon.c",
         "src/util.c",
         "src/frame_device.c",
+        "src/vnet.c",
         "src/unix_dgram.c"
       ],
       "defines": ["NAPI_VERSION=8"],

@@ -262,10 +262,12 @@ describe('native addon: unix datagram sockets', () => {
       expect(a.device.stats()).toEqual({
         rxFrames: 100, rxBytes: bytesBa, rxTruncated: 0, rxErrors: 0,
         txFrames: 100, txBytes: bytesAb, txQueued: 0, txDropped: 0, txErrors: 0,
+        rxGso: 0, rxBadOffload: 0, txGso: 0, txBadOffload: 0,
       });
       expect(b.device.stats()).toEqual({
         rxFrames: 100, rxBytes: bytesAb, rxTruncated: 0, rxErrors: 0,
         txFrames: 100, txBytes: bytesBa, txQueued: 0, txDropped: 0, txErrors: 0,
+        rxGso: 0, rxBadOffload: 0, txGso: 0, txBadOffload: 0,
       });
       expect(a.errors).toEqual([]);
       expect(b.errors).toEqual([]);
@@ -361,6 +363,76 @@ describe('native addon: unix datagram sockets', () => {
     } finally {
       a.device.close();
       b.device.close();
+    }
+  });
+
+  it('with offload, strips virtio-net headers, drops malformed ones counted, and writes headers with GSO for long TCP frames', async () => {
+    const { fds } = native.openUnixDgramPair();
+    const raw = receiver(fds[0], 64, 70_000);
+    const frames: Uint8Array[] = [];
+    const slot = 70_000;
+    const dev: FrameDevice = new native.FrameDevice(fds[1], 64, slot, (count) => {
+      const rx = new Uint8Array(dev.rxBuffer);
+      for (let i = 0; i < count; i++) frames.push(rx.slice(i * slot, i * slot + dev.rxLengths[i]));
+    }, () => undefined, { mtu: 1500, linkHeader: 14 });
+    /** An Ethernet + IPv4 frame of `total` IP bytes carrying `proto` (a bare 20-byte TCP header when 6). */
+    const ip4 = (total: number, proto: number) => {
+      const f = new Uint8Array(14 + total);
+      f.set([0x08, 0x00], 12);
+      f.set([0x45, 0, total >> 8, total & 0xff, 0, 1, 0, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2], 14);
+      if (proto === 6) f.set([0x30, 0x39, 0x23, 0x28, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff], 34);
+      return f;
+    };
+    const hdr = (flags: number, gsoType: number, gsoSize = 0, csumStart = 0, csumOffset = 0) => {
+      const h = Buffer.alloc(10);
+      h.writeUInt8(flags, 0);
+      h.writeUInt8(gsoType, 1);
+      h.writeUInt16LE(54, 2);
+      h.writeUInt16LE(gsoSize, 4);
+      h.writeUInt16LE(csumStart, 6);
+      h.writeUInt16LE(csumOffset, 8);
+      return h;
+    };
+    const send = (...parts: Uint8Array[]) => {
+      const b = Buffer.concat(parts);
+      raw.device.write(b, Uint32Array.of(b.length), 1);
+    };
+    try {
+      raw.device.start();
+      dev.start();
+      const small = ip4(60, 17);
+      const big = ip4(3000, 6);
+      send(hdr(0, 0), small); // plain
+      send(hdr(0x80, 0), small); // an unknown flag
+      send(hdr(1, 3, 1000, 34, 6), small); // UDP GSO: never negotiated
+      send(hdr(1, 0, 0, 70, 16), small); // checksum beyond the frame
+      send(hdr(0, 1, 1460), big); // GSO without a partial checksum
+      send(Buffer.alloc(6)); // shorter than the header
+      send(hdr(1, 1, 1460, 34, 16), big); // a TCP superframe
+      await waitFor(() => frames.length === 2, 'the two good frames');
+      expect(Buffer.from(frames[0]).equals(small)).toBe(true);
+      expect(Buffer.from(frames[1]).equals(big)).toBe(true);
+      expect(dev.stats()).toMatchObject({ rxFrames: 2, rxGso: 1, rxBadOffload: 5 });
+
+      // Sending: a long TCP frame goes as GSO with the MSS of MTU 1500, a short
+      // one with the checksum left to the kernel, a long UDP frame not at all.
+      const long = ip4(3000, 6);
+      const short = ip4(100, 6);
+      const udp = ip4(2000, 17);
+      const out = Buffer.concat([long, udp, short]);
+      expect(dev.write(out, Uint32Array.of(long.length, udp.length, short.length), 3)).toBe(2);
+      await waitFor(() => raw.frames.length === 2, 'the two frames sent');
+      const [g, s] = raw.frames.map((f) => Buffer.from(f));
+      // flags NEEDS_CSUM, TCPV4, hdr_len 54, gso_size 1460, csum_start 34, csum_offset 16
+      expect([...g.subarray(0, 10)]).toEqual([1, 1, 54, 0, 1460 & 0xff, 1460 >> 8, 34, 0, 16, 0]);
+      expect(g.length).toBe(10 + long.length);
+      // The pseudo-header sum (10.0.0.1, 10.0.0.2, TCP, 2980 bytes), folded, not complemented.
+      expect(g.readUInt16BE(10 + 34 + 16)).toBe(0x0a00 + 0x0001 + 0x0a00 + 0x0002 + 6 + 2980);
+      expect([...s.subarray(0, 10)]).toEqual([1, 0, 54, 0, 0, 0, 34, 0, 16, 0]);
+      expect(dev.stats()).toMatchObject({ txFrames: 2, txGso: 1, txBadOffload: 1 });
+    } finally {
+      raw.device.close();
+      dev.close();
     }
   });
 

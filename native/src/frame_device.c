@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "util.h"
+#include "vnet.h"
 
 #define TX_QUEUE_FRAMES 2048
 #define TX_QUEUE_BYTES ((size_t)64 << 20)
@@ -61,8 +62,15 @@ typedef struct device {
   uint32_t q_head, q_count;
   size_t q_bytes;
 
+  /* A TAP/TUN opened with offloads: a virtio-net header before every frame,
+   * both ways (vnet.c). vnet_mtu is the link's real MTU (it sets the GSO
+   * segment size), vnet_l2 its link header length. */
+  bool vnet;
+  uint32_t vnet_mtu, vnet_l2;
+
   uint64_t rx_frames, rx_bytes, rx_truncated, rx_errors;
   uint64_t tx_frames, tx_bytes, tx_dropped, tx_errors;
+  uint64_t rx_gso, rx_bad_offload, tx_gso, tx_bad_offload;
 } device;
 
 static void on_poll(uv_poll_t *h, int status, int events);
@@ -251,17 +259,22 @@ static uint32_t read_frames(device *d, uint8_t *base, const uint32_t *offsets, u
   while (n < max) {
     /* One spare byte tells a frame that filled the slot from one cut short. */
     uint8_t *slot = base + (offsets ? offsets[n] : (size_t)n * slot_size);
-    struct iovec iov[2] = {{slot, slot_size}, {&spill, 1}};
+    /* With offloads the header is read apart, so the frame alone lands in
+     * the slot (no copy to strip it). */
+    vnet_hdr hdr;
+    struct iovec with_hdr[3] = {{&hdr, VNET_HDR_LEN}, {slot, slot_size}, {&spill, 1}};
+    struct iovec *iov = d->vnet ? with_hdr : with_hdr + 1;
+    int iovcnt = d->vnet ? 3 : 2;
     ssize_t r;
     if (d->learn_peer) {
       struct sockaddr_storage from;
-      struct msghdr msg = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = iov, .msg_iovlen = 2};
+      struct msghdr msg = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
       r = recvmsg(d->fd, &msg, 0);
       if (r >= 0 && msg.msg_namelen > sizeof(sa_family_t) &&
           connect(d->fd, (struct sockaddr *)&from, msg.msg_namelen) == 0)
         d->learn_peer = false;
     } else {
-      r = readv(d->fd, iov, 2);
+      r = readv(d->fd, iov, iovcnt);
     }
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -269,6 +282,14 @@ static uint32_t read_frames(device *d, uint8_t *base, const uint32_t *offsets, u
       d->rx_errors++;
       if (fatal_errno(errno)) *err = errno;
       break;
+    }
+    if (d->vnet && r >= 0) {
+      if (r < VNET_HDR_LEN || !vnet_rx_ok(&hdr, (uint32_t)(r - VNET_HDR_LEN))) {
+        d->rx_bad_offload++;
+        continue;
+      }
+      r -= VNET_HDR_LEN;
+      if (hdr.gso_type != 0) d->rx_gso++;
     }
     if ((size_t)r > slot_size) {
       d->rx_truncated++;
@@ -335,10 +356,20 @@ static void dequeue(device *d) {
 }
 
 /* Outcome of writing one frame: sent (1), retry later (0), failed (-1). */
-static int send_one(device *d, const uint8_t *p, uint32_t len, int *fatal) {
+static int send_one(device *d, uint8_t *p, uint32_t len, int *fatal) {
+  vnet_hdr hdr;
+  struct iovec iov[2] = {{&hdr, VNET_HDR_LEN}, {p, len}};
+  if (d->vnet) {
+    if (!vnet_tx_header(&hdr, p, len, d->vnet_mtu, d->vnet_l2)) {
+      d->tx_bad_offload++; /* longer than the MTU and not a TCP segment the kernel can cut */
+      return -1;
+    }
+  }
   for (;;) {
-    ssize_t r = write(d->fd, p, len);
+    ssize_t r = d->vnet ? writev(d->fd, iov, 2) : write(d->fd, p, len);
     if (r >= 0) {
+      if (d->vnet) r -= VNET_HDR_LEN;
+      if (d->vnet && r >= 0 && hdr.gso_type != 0) d->tx_gso++;
       if ((size_t)r != len) { /* a TAP or a datagram socket never splits a frame */
         d->tx_errors++;
         return -1;
@@ -525,7 +556,9 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
       !set_double(env, o, "rxTruncated", (double)d->rx_truncated) ||
       !set_double(env, o, "rxErrors", (double)d->rx_errors) || !set_double(env, o, "txFrames", (double)d->tx_frames) ||
       !set_double(env, o, "txBytes", (double)d->tx_bytes) || !set_double(env, o, "txQueued", (double)d->q_count) ||
-      !set_double(env, o, "txDropped", (double)d->tx_dropped) || !set_double(env, o, "txErrors", (double)d->tx_errors))
+      !set_double(env, o, "txDropped", (double)d->tx_dropped) || !set_double(env, o, "txErrors", (double)d->tx_errors) ||
+      !set_double(env, o, "rxGso", (double)d->rx_gso) || !set_double(env, o, "rxBadOffload", (double)d->rx_bad_offload) ||
+      !set_double(env, o, "txGso", (double)d->tx_gso) || !set_double(env, o, "txBadOffload", (double)d->tx_bad_offload))
     return NULL;
   return o;
 }
@@ -563,11 +596,13 @@ static napi_value js_unref(napi_env env, napi_callback_info info) {
   return set_ref(env, info, false);
 }
 
-/* new FrameDevice(fd, rxSlots, slotSize, onFrames, onError). The fd is the
- * device's once the constructor returns; if it throws, it stays the caller's. */
+/* new FrameDevice(fd, rxSlots, slotSize, onFrames, onError, offload?) where
+ * offload is { mtu, linkHeader } for an fd opened with openTap's offload. The
+ * fd is the device's once the constructor returns; if it throws, it stays the
+ * caller's. */
 static napi_value js_new(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], self, new_target;
+  size_t argc = 6;
+  napi_value argv[6], self, new_target;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
   NAPI_CALL(env, napi_get_new_target(env, info, &new_target));
   if (!new_target) {
@@ -587,6 +622,23 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "FrameDevice: fd, rxSlots or slotSize is out of range");
     return NULL;
   }
+  bool vnet = false;
+  uint32_t vnet_mtu = 0, vnet_l2 = 0;
+  napi_valuetype offload_type = napi_undefined;
+  if (argc >= 6) NAPI_CALL(env, napi_typeof(env, argv[5], &offload_type));
+  if (offload_type != napi_undefined) {
+    napi_value v;
+    bool present;
+    if (!get_object_arg(env, argv[5], "offload") || !get_prop(env, argv[5], "mtu", &v, &present) ||
+        !get_uint32(env, v, "offload.mtu", &vnet_mtu) || !get_prop(env, argv[5], "linkHeader", &v, &present) ||
+        !get_uint32(env, v, "offload.linkHeader", &vnet_l2))
+      return NULL;
+    if (vnet_mtu < 576 || vnet_mtu > 65535 || (vnet_l2 != 0 && vnet_l2 != 14)) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "FrameDevice: offload.mtu or offload.linkHeader is out of range");
+      return NULL;
+    }
+    vnet = true;
+  }
 
   uv_loop_t *loop;
   NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
@@ -605,6 +657,9 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
   d->learn_peer = is_unconnected_dgram((int)fd);
   d->slots = slots;
   d->slot_size = slot_size;
+  d->vnet = vnet;
+  d->vnet_mtu = vnet_mtu;
+  d->vnet_l2 = vnet_l2;
   d->rx = rx;
   d->rx_len = rx_len;
 

@@ -62,6 +62,18 @@ export interface TapOptions {
   mtu?: number;
   /** Bring the device up. */
   up?: boolean;
+  /**
+   * IFF_VNET_HDR with checksum offload and TSO (TUN_F_CSUM | TUN_F_TSO4 |
+   * TUN_F_TSO6): frames both ways carry a virtio-net header, which a
+   * FrameDevice given `offload` reads and writes.
+   */
+  offload?: boolean;
+}
+
+/** For a FrameDevice on an fd opened with `offload`: the link's real MTU and link header length (14 or 0). */
+export interface FrameDeviceOffload {
+  mtu: number;
+  linkHeader: 0 | 14;
 }
 
 export interface UnixDgramOptions {
@@ -91,6 +103,14 @@ export interface FrameDeviceStats {
   txDropped: number;
   /** Frames the kernel refused, or not sent because the device failed. */
   txErrors: number;
+  /** With offload: GSO superframes received (several segments in one frame). */
+  rxGso: number;
+  /** With offload: frames dropped for a virtio-net header we cannot take (malformed, or an offload not negotiated). */
+  rxBadOffload: number;
+  /** With offload: frames sent as GSO (the kernel cuts them to the MSS). */
+  txGso: number;
+  /** With offload: frames longer than the MTU that the kernel could not cut (not TCP), dropped. */
+  txBadOffload: number;
 }
 
 /** Errors passed to onError or thrown: `code` is an errno name (ENOENT), an ERR_ code or a VMNET_ status. */
@@ -145,7 +165,7 @@ export interface FrameDevice {
 export type FrameDeviceHandle = FrameDevice;
 
 export interface FrameDeviceConstructor {
-  new (fd: number, rxSlots: number, slotSize: number, onFrames: FramesCallback, onError: NativeErrorCallback): FrameDevice;
+  new (fd: number, rxSlots: number, slotSize: number, onFrames: FramesCallback, onError: NativeErrorCallback, offload?: FrameDeviceOffload): FrameDevice;
 }
 
 export type VmnetMode = 'shared' | 'host' | 'bridged';
@@ -385,6 +405,7 @@ function checkTapOptions(options: unknown): asserts options is TapOptions {
   }
   if (options.mtu !== undefined) checkInteger('mtu', options.mtu, 68, 65535, true);
   if (options.up !== undefined && typeof options.up !== 'boolean') throw invalidOption('up', 'a boolean', options.up);
+  if (options.offload !== undefined && typeof options.offload !== 'boolean') throw invalidOption('offload', 'a boolean', options.offload);
 }
 
 function checkUnixDgramOptions(options: unknown): asserts options is UnixDgramOptions {
@@ -418,14 +439,21 @@ function checked(raw: RawAddon): NativeAddon {
   class FrameDevice implements FrameDeviceShape {
     readonly #device: FrameDeviceShape;
 
-    constructor(fd: number, rxSlots: number, slotSize: number, onFrames: FramesCallback, onError: NativeErrorCallback) {
+    constructor(fd: number, rxSlots: number, slotSize: number, onFrames: FramesCallback, onError: NativeErrorCallback, offload?: FrameDeviceOffload) {
       checkInteger('fd', fd, 0, 0x7fffffff);
       checkInteger('rxSlots', rxSlots, 1, MAX_RX_SLOTS);
       checkInteger('slotSize', slotSize, 1, MAX_SLOT_SIZE);
       if (rxSlots * slotSize > MAX_RX_AREA) throw rangeError(`rxSlots * slotSize must be at most ${MAX_RX_AREA} bytes. Received ${rxSlots * slotSize}`);
       checkFunction('onFrames', onFrames);
       checkFunction('onError', onError);
-      this.#device = new NativeFrameDevice(fd, rxSlots, slotSize, onFrames, onError);
+      if (offload !== undefined) {
+        if (offload === null || typeof offload !== 'object') throw argumentError('offload', 'an object', offload);
+        checkInteger('offload.mtu', offload.mtu, 576, 65535);
+        if (offload.linkHeader !== 0 && offload.linkHeader !== 14) throw invalidOption('offload.linkHeader', '0 or 14', offload.linkHeader);
+        this.#device = new NativeFrameDevice(fd, rxSlots, slotSize, onFrames, onError, { mtu: offload.mtu, linkHeader: offload.linkHeader });
+      } else {
+        this.#device = new NativeFrameDevice(fd, rxSlots, slotSize, onFrames, onError);
+      }
     }
 
     get rxBuffer(): ArrayBuffer {
@@ -486,8 +514,8 @@ function checked(raw: RawAddon): NativeAddon {
     openTap(options: TapOptions) {
       checkTapOptions(options);
       if (!raw.openTap) throw notSupported('TAP/TUN');
-      const { name, tun, netns, mtu, up } = options;
-      return raw.openTap({ name, tun, netns, mtu, up });
+      const { name, tun, netns, mtu, up, offload } = options;
+      return raw.openTap({ name, tun, netns, mtu, up, offload });
     },
     openUnixDgram(options: UnixDgramOptions) {
       checkUnixDgramOptions(options);
