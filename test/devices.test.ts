@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -24,11 +25,11 @@ afterEach(async () => {
 });
 
 /** A namespace with a TAP (or TUN) whose other end is one of our stacks. */
-async function bench(options: { tun?: boolean; mtu?: number; pcap?: string } = {}) {
+async function bench(options: { tun?: boolean; mtu?: number; pcap?: string; offload?: boolean } = {}) {
   const ns = await Netns.create('tt-dev');
   cleanup.push(() => ns.delete());
   const mtu = options.mtu ?? 1500;
-  const device = (options.tun ? openTun : openTap)({ name: 'tt0', netns: ns.path, mtu });
+  const device = (options.tun ? openTun : openTap)({ name: 'tt0', netns: ns.path, mtu, offload: options.offload });
   const link = options.pcap ? pcapFile(device, options.pcap) : device;
   const stack = createStack();
   cleanup.push(() => stack.close());
@@ -95,9 +96,10 @@ maybe('TAP and TUN against the Linux kernel', () => {
     expect(body).toBe('served-by-python\n');
   });
 
-  for (const mtu of [1500, 65520]) {
-    it(`moves 1 GiB each way between a kernel process and the stack at MTU ${mtu}`, async () => {
-      const { ns, stack, device } = await bench({ mtu });
+  for (const [mtu, offload] of [[1500, false], [65520, false], [1500, true]] as const) {
+    const how = offload ? ' with offload, as GSO superframes both ways' : '';
+    it(`moves 1 GiB each way between a kernel process and the stack at MTU ${mtu}${how}`, async () => {
+      const { ns, stack, device } = await bench({ mtu, offload });
       expect(device.inPlace).toBe(true); // frames are read straight into the stack's memory
       const size = 1024 * 1024 * 1024;
       // Upload: the stack connects to the kernel peer; both send 1 GiB at once.
@@ -110,10 +112,50 @@ maybe('TAP and TUN against the Linux kernel', () => {
       expect(theirs.receivedSha256).toBe(ours.sentSha256);
       expect(ours.received).toBe(size);
       expect(ours.receivedSha256).toBe(theirs.sentSha256);
+      const c = device.counters;
+      if (offload) {
+        expect(c.rxGso).toBeGreaterThan(0);
+        expect(c.txGso).toBeGreaterThan(0);
+      }
+      expect(c.rxBadOffload + c.txBadOffload + c.txErrors).toBe(0);
       const gbits = (2 * size * 8) / ours.seconds / 1e9;
-      console.log(`TAP MTU ${mtu}: 1 GiB each way at once in ${ours.seconds.toFixed(2)} s, ${gbits.toFixed(2)} Gbit/s combined`);
+      console.log(`TAP MTU ${mtu}${offload ? ' offload' : ''}: 1 GiB each way at once in ${ours.seconds.toFixed(2)} s, ${gbits.toFixed(2)} Gbit/s combined; GSO frames ${c.rxGso} in, ${c.txGso} out`);
     }, 180_000);
   }
+
+  it('with offload: ping (also larger than the MTU, both families), UDP larger than the MTU both ways, and curl to node:http', async () => {
+    const { ns, stack, device } = await bench({ offload: true });
+    expect(await ns.exec('ping', ['-c', '2', '-i', '0.2', '-W', '2', '10.77.0.2'])).toMatch(/2 received/);
+    expect(await ns.exec('ping', ['-c', '2', '-i', '0.2', '-W', '2', '-s', '4000', '10.77.0.2'])).toMatch(/2 received/);
+    expect(await ns.exec('ping', ['-6', '-c', '2', '-i', '0.2', '-W', '2', '-s', '4000', 'fd77::2'])).toMatch(/2 received/);
+
+    // UDP: 4000-byte datagrams, fragmented at MTU 1500 both ways (no UFO/USO is negotiated).
+    const udp = stack.createSocket('udp4');
+    udp.bind(7000);
+    await once(udp, 'listening');
+    const echoed = new Promise<number>((resolve) => udp.once('message', (msg: Buffer, rinfo: { port: number; address: string }) => {
+      udp.send(msg, rinfo.port, rinfo.address);
+      resolve(msg.length);
+    }));
+    const client = `
+      const s = require('dgram').createSocket('udp4');
+      s.on('message', (m) => { console.log(m.length); process.exit(0); });
+      s.bind(() => s.send(Buffer.alloc(4000, 7), 7000, '10.77.0.2'));
+      setTimeout(() => { console.log('timeout'); process.exit(1); }, 5000);`;
+    const out = await ns.exec(process.execPath, ['-e', client]);
+    expect(await echoed).toBe(4000);
+    expect(out.trim()).toBe('4000');
+    udp.close();
+
+    const body = Buffer.alloc(8 << 20, 'x');
+    const app = http.createServer((req, res) => res.end(req.url === '/big' ? body : `hello ${req.url}`));
+    stack.createServer((s) => app.emit('connection', s)).listen(8080);
+    expect(await ns.exec('curl', ['-sS', '--max-time', '10', 'http://10.77.0.2:8080/offload'])).toBe('hello /offload');
+    expect(await ns.exec('curl', ['-sS', '-g', '--max-time', '10', 'http://[fd77::2]:8080/six'])).toBe('hello /six');
+    const got = await ns.exec('sh', ['-c', 'curl -sS --max-time 20 http://10.77.0.2:8080/big | sha256sum']);
+    expect(got.split(' ')[0]).toBe(createHash('sha256').update(body).digest('hex'));
+    expect(device.counters.rxBadOffload + device.counters.txBadOffload).toBe(0);
+  }, 60_000);
 
   it('works over TUN (medium ip): ping and TCP', async () => {
     const { ns, stack } = await bench({ tun: true });

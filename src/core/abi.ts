@@ -33,6 +33,7 @@ export interface WasmExports {
   tt_netif_dhcp_start(netif: Handle): number;
   tt_netif_dhcp_stop(netif: Handle): void;
   tt_netif_set_checksums(netif: Handle, flags: number): void;
+  tt_netif_set_offloads(netif: Handle, flags: number): void;
   tt_netif_addresses(netif: Handle, out: Ptr): void;
   tt_netif_counters(netif: Handle, out: Ptr): void;
   tt_rx_alloc(netif: Handle, len: number): Ptr;
@@ -100,7 +101,7 @@ export const EXPORT_ARITY: { readonly [K in Exclude<keyof WasmExports, 'memory' 
   tt_debug_trap: 0, tt_debug_assert: 0,
   tt_netif_add: 3, tt_netif_remove: 1, tt_netif_index: 1, tt_netif_set_up: 2, tt_netif_set_ip4: 4,
   tt_netif_add_ip6: 1, tt_netif_set_ip6_autoconfig: 2, tt_netif_dhcp_start: 1, tt_netif_dhcp_stop: 1,
-  tt_netif_set_checksums: 2, tt_netif_addresses: 2, tt_netif_counters: 2, tt_rx_alloc: 2, tt_rx_flush: 0,
+  tt_netif_set_checksums: 2, tt_netif_set_offloads: 2, tt_netif_addresses: 2, tt_netif_counters: 2, tt_rx_alloc: 2, tt_rx_flush: 0,
   tt_rx_reserve: 3, tt_rx_commit: 4, tt_rx_release: 2,
   tt_arp_entry: 2, tt_arp_add_static: 2, tt_arp_remove: 1, tt_arp_flush: 1,
   tt_nd6_entry: 2, tt_nd6_remove: 0, tt_nd6_flush: 1,
@@ -160,3 +161,6 @@ export const TCP_STATE = ['CLOSED', 'LISTEN', 'SYN_SENT', 'SYN_RCVD', 'ESTABLISH
 /** NETIF_CHECKSUM_* bits (netif.h): generate/check per protocol. */
 export const NETIF_CHECKSUM_ENABLE_ALL = 0xffff;
 export const NETIF_CHECKSUM_DISABLE_ALL = 0x0000;
+/** tt_netif_set_offloads bits (glue_netif.c). */
+export const OFFLOAD_CSUM = 1;
+export const OFFLOAD_TSO = 2;

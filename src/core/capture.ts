@@ -3,7 +3,7 @@
  * record of it, in either direction, to a sink (a file in Node, anything
  * else elsewhere).
  */
-import type { FrameReceiver, Link, Medium } from './link.js';
+import type { FrameReceiver, Link, LinkCapabilities, Medium } from './link.js';
 import { LINKTYPE, pcapGlobalHeader, pcapRecord } from '../wire/pcap.js';
 
 export type PcapSink = (bytes: Uint8Array) => void;
@@ -20,11 +20,16 @@ export interface CaptureOptions {
 class CapturingLink implements Link {
   readonly medium: Medium;
   readonly mtu: number;
+  readonly capabilities: LinkCapabilities | undefined;
   #closed = false;
 
   constructor(readonly inner: Link, readonly sink: PcapSink, readonly options: CaptureOptions) {
     this.medium = inner.medium;
     this.mtu = inner.mtu;
+    // The stack must see the device's offloads through the wrapper (its
+    // frames may carry partial checksums). Records show frames as the stack
+    // has them: TCP checksums not yet filled in, GSO frames whole.
+    this.capabilities = inner.capabilities;
     sink(pcapGlobalHeader(inner.medium === 'ethernet' ? LINKTYPE.ethernet : LINKTYPE.raw));
   }
 

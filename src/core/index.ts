@@ -6,7 +6,7 @@
  */
 export { Stack, type HeldSyn, type GatewayHandler, type StackOptions, type InterfaceOptions, type Route, type RouteOptions, type Neighbor, type StackStats } from './stack.js';
 export { Interface, type InterfaceCounters } from './interface.js';
-export { createCable, createLoopback, type Link, type Medium, type FrameReceiver, type CableOptions, MIN_MTU, MAX_MTU } from './link.js';
+export { createCable, createLoopback, type Link, type LinkCapabilities, type Medium, type FrameReceiver, type CableOptions, MIN_MTU, MAX_MTU } from './link.js';
 export { ManualClock, realClock, type Clock } from './clock.js';
 export { TcpConnection, TcpListener, type TcpHandler } from './tcp.js';
 export { UdpEndpoint } from './udp.js';

@@ -32,6 +32,28 @@ export interface Link {
    * the copy attach() implies. The stack calls this when the link has it.
    */
   attachInPlace?(rx: InPlaceReceiver): void;
+  /** What the device does for the stack; absent: nothing (a plain link). */
+  readonly capabilities?: LinkCapabilities;
+}
+
+/**
+ * Offloads a device link offers, as a virtio-net device negotiates them.
+ * The stack adapts the interface it adds on such a link.
+ */
+export interface LinkCapabilities {
+  /**
+   * The link completes TCP checksums of frames sent and its received frames
+   * are trusted (their checksums may be partial): the stack neither checks
+   * checksums nor computes TCP's. IP, UDP and ICMP checksums it still writes.
+   */
+  checksumOffload?: boolean;
+  /**
+   * The link takes IPv4 TCP segments larger than its MTU and cuts them to
+   * its MSS (TSO): the stack sends segments of up to 64 KiB.
+   */
+  tcpSegmentation?: boolean;
+  /** The largest frame the link may deliver (received frames can exceed the MTU: GRO/GSO). */
+  maxFrame?: number;
 }
 
 /**

@@ -2,7 +2,7 @@
  * A Stack: one lwIP instance with its interfaces, sockets and tables.
  * Callback-shaped; src/node/ adds the Node stream, net and dgram faces.
  */
-import { MEDIUM_ETHERNET, MEDIUM_IP, NETIF_CHECKSUM_DISABLE_ALL, NETIF_CHECKSUM_ENABLE_ALL } from './abi.js';
+import { MEDIUM_ETHERNET, MEDIUM_IP, NETIF_CHECKSUM_DISABLE_ALL, NETIF_CHECKSUM_ENABLE_ALL, OFFLOAD_CSUM, OFFLOAD_TSO } from './abi.js';
 import { type Clock, realClock } from './clock.js';
 import { Emitter } from './emitter.js';
 import { ERR, invalidOption, lwipError, stackClosedError, systemError, type SystemError } from './errors.js';
@@ -253,6 +253,11 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
 
     if (options.checksumOffload) s.run((x) => x.tt_netif_set_checksums(handle, NETIF_CHECKSUM_DISABLE_ALL));
     else s.run((x) => x.tt_netif_set_checksums(handle, NETIF_CHECKSUM_ENABLE_ALL));
+    // A device that offloads decides what is left to lwIP (its frames may
+    // carry partial checksums, which no setting of ours could check).
+    const caps = link.capabilities;
+    const offloads = (caps?.checksumOffload ? OFFLOAD_CSUM : 0) | (caps?.tcpSegmentation ? OFFLOAD_TSO : 0);
+    if (offloads) s.run((x) => x.tt_netif_set_offloads(handle, offloads));
     if (ipv4) {
       const mask = prefixMask(4, ipv4.prefixLength);
       const gw4 = gateway?.family === 4 ? gateway.bytes : new Uint8Array(4);
@@ -339,7 +344,8 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     const s = this.session;
     // A pbuf holds at most 65535 bytes: at MTU 65520 that still fits an
     // untagged Ethernet frame (65534).
-    const slotSize = Math.min(0xffff, iface.mtu + (iface.medium === 'ethernet' ? ETHERNET_HEADER + 4 : 0));
+    // A link with GSO delivers frames beyond its MTU (its maxFrame).
+    const slotSize = Math.min(0xffff, Math.max(iface.link.capabilities?.maxFrame ?? 0, iface.mtu + (iface.medium === 'ethernet' ? ETHERNET_HEADER + 4 : 0)));
     let pbufs = new Uint32Array(0);
     let targets = new Uint32Array(0);
     const topUp = () => {

@@ -7,14 +7,16 @@
  * a wakeup has into fixed slots and calls back once; sends are gathered into
  * one buffer and written with one call per burst (Link.flush).
  */
-import { checkMtu, ETHERNET_HEADER, type FrameReceiver, type InPlaceReceiver, type Link, type Medium } from '../core/link.js';
+import { checkMtu, ETHERNET_HEADER, type FrameReceiver, type InPlaceReceiver, type Link, type LinkCapabilities, type Medium } from '../core/link.js';
 import { invalidOption } from '../core/errors.js';
-import { loadNative, type FrameDeviceStats, type FramesCallback, type NativeErrorCallback, type VmnetMode } from './native.js';
+import { loadNative, type FrameDeviceOffload, type FrameDeviceStats, type FramesCallback, type NativeErrorCallback, type VmnetMode } from './native.js';
 
 /** A device link's counters: the addon's, since the link was opened. */
 export type DeviceLinkCounters = FrameDeviceStats;
 
 const RX_SLOTS = 64;
+/** With offload, a frame may be a GSO superframe: up to a pbuf's 64 KiB. */
+const OFFLOAD_MAX_FRAME = 0xffff;
 /** Frames gathered before a write is forced even without a flush. */
 const TX_BATCH = 64;
 
@@ -46,9 +48,10 @@ export class DeviceLink implements Link {
   #error: Error | null = null;
   onError: ((err: Error) => void) | null = null;
 
-  constructor(open: PortFactory, readonly medium: Medium, readonly mtu: number, readonly name: string, started = false) {
+  constructor(open: PortFactory, readonly medium: Medium, readonly mtu: number, readonly name: string, started = false,
+    readonly capabilities?: LinkCapabilities) {
     this.#started = started;
-    const slot = mtu + (medium === 'ethernet' ? ETHERNET_HEADER + 4 : 0);
+    const slot = capabilities?.maxFrame ?? mtu + (medium === 'ethernet' ? ETHERNET_HEADER + 4 : 0);
     this.#device = open((count) => this.#onFrames(count), (err) => {
       this.#error = err;
       this.onError?.(err);
@@ -166,9 +169,17 @@ export interface TapOptions {
   mtu?: number;
   /** Bring the kernel side up. Default true. */
   up?: boolean;
+  /**
+   * Use the kernel's offloads, as virtio-net does: checksums left partial
+   * both ways and TCP segments of up to 64 KiB instead of one per MTU (the
+   * kernel cuts ours to its MSS). The stack then checks no checksums on the
+   * interface and computes no TCP checksum. For interfaces where the stack
+   * is an endpoint (a server, the gateway), not a router. Default false.
+   */
+  offload?: boolean;
 }
 
-function checkTapOptions(options: TapOptions): Required<Pick<TapOptions, 'mtu' | 'up'>> {
+function checkTapOptions(options: TapOptions): Required<Pick<TapOptions, 'mtu' | 'up' | 'offload'>> {
   if (options === null || typeof options !== 'object') throw invalidOption('options', 'an object', options);
   if (options.name !== undefined && (typeof options.name !== 'string' || Buffer.byteLength(options.name) > 15 || /[\s/]/.test(options.name))) {
     throw invalidOption('name', 'an interface name of at most 15 bytes without spaces or slashes', options.name);
@@ -180,15 +191,20 @@ function checkTapOptions(options: TapOptions): Required<Pick<TapOptions, 'mtu' |
   checkMtu(mtu, 'mtu');
   const up = options.up ?? true;
   if (typeof up !== 'boolean') throw invalidOption('up', 'a boolean', up);
-  return { mtu, up };
+  const offload = options.offload ?? false;
+  if (typeof offload !== 'boolean') throw invalidOption('offload', 'a boolean', offload);
+  return { mtu, up, offload };
 }
 
 function openDevice(tun: boolean, options: TapOptions): DeviceLink {
   if (process.platform !== 'linux') throw new Error(`${tun ? 'TUN' : 'TAP'} links require Linux (this is ${process.platform})`);
-  const { mtu, up } = checkTapOptions(options);
+  const { mtu, up, offload } = checkTapOptions(options);
   const native = loadNative();
-  const { fd, name } = native.openTap({ name: options.name, tun, netns: options.netns, mtu, up });
-  return new DeviceLink(frameDevice(fd, tun ? 'ip' : 'ethernet', mtu), tun ? 'ip' : 'ethernet', mtu, name);
+  const { fd, name } = native.openTap({ name: options.name, tun, netns: options.netns, mtu, up, offload });
+  const medium = tun ? 'ip' : 'ethernet';
+  if (!offload) return new DeviceLink(frameDevice(fd, medium, mtu), medium, mtu, name);
+  const caps: LinkCapabilities = { checksumOffload: true, tcpSegmentation: true, maxFrame: OFFLOAD_MAX_FRAME };
+  return new DeviceLink(frameDevice(fd, medium, mtu, { mtu, linkHeader: tun ? 0 : ETHERNET_HEADER }), medium, mtu, name, false, caps);
 }
 
 /** A Linux TAP device: Ethernet frames (IFF_TAP | IFF_NO_PI). */
@@ -224,9 +240,9 @@ export function openUnixDgram(options: UnixDgramOptions): DeviceLink {
   return new DeviceLink(frameDevice(fd, medium, mtu), medium, mtu, (options.path ?? options.peer)!);
 }
 
-function frameDevice(fd: number, medium: Medium, mtu: number): PortFactory {
-  const slot = mtu + (medium === 'ethernet' ? ETHERNET_HEADER + 4 : 0);
-  return (onFrames, onError) => new (loadNative().FrameDevice)(fd, RX_SLOTS, slot, onFrames, onError);
+function frameDevice(fd: number, medium: Medium, mtu: number, offload?: FrameDeviceOffload): PortFactory {
+  const slot = offload ? OFFLOAD_MAX_FRAME : mtu + (medium === 'ethernet' ? ETHERNET_HEADER + 4 : 0);
+  return (onFrames, onError) => new (loadNative().FrameDevice)(fd, RX_SLOTS, slot, onFrames, onError, offload);
 }
 
 export interface VmnetLinkOptions {

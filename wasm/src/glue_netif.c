@@ -8,12 +8,18 @@
 #include "lwip/nd6.h"
 #include "lwip/mld6.h"
 #include "lwip/igmp.h"
+#include "lwip/ip4_frag.h"
+#include "lwip/prot/tcp.h"
 #include "lwip/timeouts.h"
 #include "netif/ethernet.h"
 #include <stdlib.h>
 #include <string.h>
 
 enum { MEDIUM_ETHERNET = 0, MEDIUM_IP = 1 };
+
+/* By netif index (u8): the real IPv4 MTU of interfaces with TSO, else 0
+ * (see tt_netif_set_offloads). */
+static u16_t tso_real_mtu[256];
 
 static void emit_frame(const void *data, uint32_t len, void *arg) {
   tt_host_link_output((struct netif *)arg, data, len);
@@ -79,6 +85,7 @@ TT_EXPORT(tt_netif_add) struct netif *tt_netif_add(uint32_t medium, uint32_t mtu
 }
 
 TT_EXPORT(tt_netif_remove) void tt_netif_remove(struct netif *netif) {
+  tso_real_mtu[netif_get_index(netif)] = 0;
   dhcp_stop(netif);
   dhcp_cleanup(netif);
   netif_remove(netif);
@@ -123,6 +130,93 @@ TT_EXPORT(tt_netif_dhcp_stop) void tt_netif_dhcp_stop(struct netif *netif) { dhc
  * NETIF_CHECKSUM_*); links that cannot corrupt data may turn them off. */
 TT_EXPORT(tt_netif_set_checksums) void tt_netif_set_checksums(struct netif *netif, uint32_t flags) {
   NETIF_SET_CHECKSUM_CTRL(netif, (u16_t)flags);
+}
+
+/* ---- offloads: links that complete TCP checksums and segment TCP ----
+ * A TAP opened with offloads (openTap's `offload`, native/src/vnet.c) behaves
+ * like a virtio-net device with checksum offload and TSO:
+ *  - CSUM: the kernel's frames are trusted (their TCP/UDP checksums may be
+ *    partial, and GSO frames always are), so nothing is checked; the link
+ *    completes TCP checksums on output, so lwIP leaves them. IP, UDP and ICMP
+ *    checksums are still lwIP's: IPv6 needs UDP's, and fragments cannot be
+ *    offloaded.
+ *  - TSO: lwIP may send IPv4 TCP segments of up to 64 KiB; the link marks
+ *    them GSO with the MSS of its real MTU, and the kernel cuts them (or, for
+ *    local delivery, keeps them whole, as GRO would). lwIP sizes segments from
+ *    its netif MTU and the peer's MSS option, so the netif's IPv4 MTU is
+ *    raised to TSO_MTU, the peer's MSS is raised when it only reflects this
+ *    link (offload_input), and every other IPv4 packet longer than the real
+ *    MTU is fragmented to it here (offload_output4), as lwIP would have.
+ *    IPv6 keeps the real MTU: lwIP's ip6_frag sizes fragments from the
+ *    neighbour cache, which would remember the raised MTU, so IPv6 TCP keeps
+ *    link-sized segments for now. */
+enum { OFFLOAD_CSUM = 1, OFFLOAD_TSO = 2 };
+/* The largest IPv4 packet whose Ethernet frame still fits one pbuf (u16). */
+#define TSO_MTU 65520
+
+static err_t inner_output4(struct netif *netif, struct pbuf *p, const ip4_addr_t *dest) {
+  return (netif->flags & NETIF_FLAG_ETHARP) ? etharp_output(netif, p, dest) : tun_output4(netif, p, dest);
+}
+
+static err_t offload_output4(struct netif *netif, struct pbuf *p, const ip4_addr_t *dest) {
+  u16_t real = tso_real_mtu[netif_get_index(netif)];
+  if (real != 0 && p->tot_len > real && p->len >= IP_HLEN) {
+    const struct ip_hdr *iph = (const struct ip_hdr *)p->payload;
+    int segmentable = IPH_PROTO(iph) == IP_PROTO_TCP && (IPH_OFFSET(iph) & PP_HTONS(IP_OFFMASK | IP_MF)) == 0;
+    if (!segmentable) {
+      netif->mtu = real;
+      err_t err = ip4_frag(p, netif, dest);
+      netif->mtu = TSO_MTU;
+      return err;
+    }
+  }
+  return inner_output4(netif, p, dest);
+}
+
+/* A SYN's MSS option that only reflects this link's MTU (the peer's own
+ * interface is this link) is raised, so lwIP sends TSO-sized segments; the
+ * link cuts them to the real MSS. A smaller MSS (a clamp, a narrower path
+ * behind the peer) is left alone. lwIP does not check TCP checksums here. */
+static void offload_input(struct pbuf *p, struct netif *netif) {
+  u16_t real = tso_real_mtu[netif_get_index(netif)];
+  u32_t l3 = (netif->flags & NETIF_FLAG_ETHARP) ? SIZEOF_ETH_HDR : 0;
+  u8_t *b = (u8_t *)p->payload;
+  if (real == 0 || p->len < l3 + IP_HLEN + TCP_HLEN) return;
+  if (l3 && (b[12] != 0x08 || b[13] != 0x00)) return; /* IPv4 only */
+  const struct ip_hdr *iph = (const struct ip_hdr *)(b + l3);
+  u32_t ihl = IPH_HL_BYTES(iph);
+  if (IPH_V(iph) != 4 || IPH_PROTO(iph) != IP_PROTO_TCP || ihl < IP_HLEN || p->len < l3 + ihl + TCP_HLEN) return;
+  u8_t *th = b + l3 + ihl;
+  u32_t thl = (u32_t)(th[12] >> 4) * 4;
+  if (!(th[13] & TCP_SYN) || thl <= TCP_HLEN || p->len < l3 + ihl + thl) return;
+  for (u32_t i = TCP_HLEN; i + 1 < thl;) {
+    u8_t kind = th[i];
+    if (kind == 0) return;
+    if (kind == 1) { i++; continue; }
+    u8_t len = th[i + 1];
+    if (len < 2 || i + len > thl) return;
+    if (kind == 2 && len == 4) {
+      u32_t mss = (u32_t)th[i + 2] << 8 | th[i + 3];
+      if (mss >= (u32_t)real - IP_HLEN - TCP_HLEN) {
+        th[i + 2] = (u8_t)(TCP_MSS >> 8);
+        th[i + 3] = (u8_t)TCP_MSS;
+      }
+      return;
+    }
+    i += len;
+  }
+}
+
+/* flags: OFFLOAD_* bits. Called once, before the interface is up. */
+TT_EXPORT(tt_netif_set_offloads) void tt_netif_set_offloads(struct netif *netif, uint32_t flags) {
+  if (flags & (OFFLOAD_CSUM | OFFLOAD_TSO)) {
+    NETIF_SET_CHECKSUM_CTRL(netif, NETIF_CHECKSUM_GEN_IP | NETIF_CHECKSUM_GEN_UDP | NETIF_CHECKSUM_GEN_ICMP | NETIF_CHECKSUM_GEN_ICMP6);
+  }
+  if ((flags & OFFLOAD_TSO) && tso_real_mtu[netif_get_index(netif)] == 0) {
+    tso_real_mtu[netif_get_index(netif)] = netif->mtu;
+    netif->mtu = TSO_MTU;
+    netif->output = offload_output4;
+  }
 }
 
 /* Writes the interface's addresses to out:
@@ -212,6 +306,7 @@ TT_EXPORT(tt_rx_flush) uint32_t tt_rx_flush(void) {
     if (rx_head == NULL) rx_tail = NULL;
     p->next = NULL;
     struct netif *netif = netif_get_by_index(p->if_idx);
+    if (netif != NULL && tso_real_mtu[p->if_idx] != 0) offload_input(p, netif);
     if (netif == NULL || netif->input(p, netif) != ERR_OK) {
       pbuf_free(p);
     }
