@@ -6,7 +6,8 @@
 //
 // Needs root, /dev/net/tun, ip and curl. Traffic goes only to 127.0.0.1
 // (the gateway address 10.0.2.2 maps to it with hostLoopback).
-//   node examples/gateway-namespace-curl.js    (MTU=65520 SIZE_MIB=512 to change)
+//   node examples/gateway-namespace-curl.js    (MTU=65520 SIZE_MIB=512 to change;
+//   OFFLOAD=0 for a TAP without checksum offload and TSO/GSO)
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -51,7 +52,7 @@ try {
   await new Promise((resolve) => app.listen(0, '127.0.0.1', resolve));
   const port = app.address().port;
   execFileSync('ip', ['netns', 'add', ns]);
-  const tap = openTap({ name: 'tap0', netns: `/run/netns/${ns}`, mtu: MTU });
+  const tap = openTap({ name: 'tap0', netns: `/run/netns/${ns}`, mtu: MTU, offload: process.env.OFFLOAD !== '0' });
   gateway = createGateway({ link: tap, hostLoopback: true });
   await gateway.ready;
   inNs('ip', 'link', 'set', 'lo', 'up');

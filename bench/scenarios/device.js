@@ -1,7 +1,9 @@
 // Kernel <-> stack over a TAP device inside a network namespace this
 // scenario creates and removes: 1 GiB (256 MiB with --quick) each way, one
 // direction at a time, at MTU 1500 and 65520, with a kernel TCP peer (a node
-// process in the namespace); and the kernel's ping RTT to the stack.
+// process in the namespace), each without and with the TAP's offloads
+// (openTap's `offload`: checksum offload and TSO/GSO); and the kernel's ping
+// RTT to the stack.
 // Needs root and /dev/net/tun; otherwise it reports why and records nothing.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -59,32 +61,34 @@ async function oneWay(stack, ns, mode, bytes) {
 export default {
   name: 'device',
   title: 'kernel ↔ stack over TAP',
-  description: 'A TAP device inside a network namespace made for the run: bulk TCP each way (one at a time) against a kernel peer at MTU 1500 and 65520, and ping RTT from the kernel. Needs root.',
+  description: 'A TAP device inside a network namespace made for the run: bulk TCP each way (one at a time) against a kernel peer at MTU 1500 and 65520, without and with offloads (checksum, TSO/GSO), and ping RTT from the kernel. Needs root.',
   async run(ctx) {
     if (process.getuid?.() !== 0) {
       ctx.log('skipped: needs root (a TAP device in a network namespace)');
       return;
     }
     const bytes = (ctx.quick ? 256 : 1024) * 1024 * 1024;
-    for (const mtu of [1500, 65520]) {
-      const ns = `tt-bench-${process.pid}-${mtu}`;
+    for (const [mtu, offload] of [[1500, false], [1500, true], [65520, false], [65520, true]]) {
+      const ns = `tt-bench-${process.pid}-${mtu}${offload ? '-o' : ''}`;
       execFileSync('ip', ['netns', 'add', ns]);
       const stack = createStack();
       try {
-        const tap = openTap({ name: 'tt0', netns: `/run/netns/${ns}`, mtu });
+        const tap = openTap({ name: 'tt0', netns: `/run/netns/${ns}`, mtu, offload });
         execFileSync('ip', ['-n', ns, 'addr', 'add', '10.77.0.1/24', 'dev', 'tt0']);
         stack.addInterface({ link: tap, ipv4: '10.77.0.2/24' });
-        const m = `MTU ${mtu}`;
+        const m = `MTU ${mtu}${offload ? ', offload' : ''}`;
+        const id = `${mtu}${offload ? '-offload' : ''}`;
         for (const [mode, label] of [['send', `kernel → stack, ${m}`], ['receive', `stack → kernel, ${m}`]]) {
           await ctx.measure({ label: `TCP bulk ${label}`, doing: `${bytes / 2 ** 20} MiB`, group: 'TCP bulk over TAP', unit: 'Gbit/s' }, async () => ({
-            id: `tap-${mode}-${mtu}`, label: `TCP bulk ${label}`, chartLabel: label, unit: 'Gbit/s', value: await oneWay(stack, ns, mode, bytes),
+            id: `tap-${mode}-${id}`, label: `TCP bulk ${label}`, chartLabel: label, unit: 'Gbit/s', value: await oneWay(stack, ns, mode, bytes),
           }));
         }
         await ctx.measure({ label: `ping kernel → stack, ${m}`, doing: '50 echoes, 10 ms apart', group: 'ping RTT over TAP', unit: 'ms' }, async () => {
           const { stdout } = await run('ip', ['netns', 'exec', ns, 'ping', '-c', '50', '-i', '0.01', '-q', '10.77.0.2']);
           const avg = Number(/= [\d.]+\/([\d.]+)\//.exec(stdout)?.[1]);
-          return { id: `tap-ping-${mtu}`, label: `ping kernel → stack avg, ${m}`, chartLabel: `avg, ${m}`, unit: 'ms', value: avg };
+          return { id: `tap-ping-${id}`, label: `ping kernel → stack avg, ${m}`, chartLabel: `avg, ${m}`, unit: 'ms', value: avg };
         });
+        if (offload) ctx.log(`${m}: ${JSON.stringify(tap.counters)}`);
       } finally {
         stack.close();
         execFileSync('ip', ['netns', 'delete', ns]);

@@ -65,6 +65,9 @@ Options:
                         forwards at run time (JSON, one request per
                         connection); removed on exit
   --no-configure        create the TAP only: no address, route or resolver
+  --no-offload          plain frames on the TAP: no checksum offload and no
+                        TSO/GSO (64 KiB TCP frames cut by the kernel), which
+                        are on by default
   -h, --help            show this help and exit
 
 Resolver: for a named namespace (/run/netns/NAME) the command writes
@@ -94,6 +97,8 @@ export interface GatewayCommand {
   pcap: string | undefined;
   apiSocket: string | undefined;
   configure: boolean;
+  /** The TAP's checksum offload and TSO/GSO (openTap's offload). */
+  offload: boolean;
 }
 
 /** Parses a hosts file: `ADDRESS NAME [ALIAS...]` lines, `#` comments. */
@@ -140,6 +145,7 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
         pcap: { type: 'string' },
         'api-socket': { type: 'string' },
         'no-configure': { type: 'boolean' },
+        'no-offload': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -249,6 +255,7 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
     pcap: values.pcap,
     apiSocket,
     configure: !values['no-configure'],
+    offload: !values['no-offload'],
   };
 }
 
@@ -306,7 +313,7 @@ export async function runGateway(
 
   let failure: Error | null = null;
   try {
-    const tap = openTap({ name: cmd.tap, netns: cmd.netns, mtu: cmd.mtu, up: cmd.configure });
+    const tap = openTap({ name: cmd.tap, netns: cmd.netns, mtu: cmd.mtu, up: cmd.configure, offload: cmd.offload });
     const tapName = tap.name;
     undo.push({ what: `close TAP ${tapName}`, fn: () => tap.close() });
     let link: Link = tap;
