@@ -252,6 +252,8 @@ export class Gateway extends EventEmitter {
   readonly #connectTimeout: number;
   readonly #udpIdle: number;
   readonly #pending = new Set<string>();
+  /** Host sockets of held SYNs: connecting, or waiting for the sandbox to finish its handshake. */
+  readonly #connecting = new Set<Socket>();
   readonly #tcp = new Set<{ inner: TcpSocket; host: Socket }>();
   readonly #udp = new Map<string, UdpFlow>();
   /** Forwarded echoes by the sequence number the gateway gave them. */
@@ -377,6 +379,8 @@ export class Gateway extends EventEmitter {
     }
     this.#pending.add(key);
     const host = netConnect({ host: target.host, port: target.port, allowHalfOpen: true });
+    this.#connecting.add(host);
+    host.once('close', () => this.#connecting.delete(host));
     const timer = setTimeout(() => host.destroy(Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' })), this.#connectTimeout);
     const failed = (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -396,6 +400,7 @@ export class Gateway extends EventEmitter {
       host.setNoDelay(true);
       syn.accept((conn) => {
         this.#pending.delete(key);
+        this.#connecting.delete(host);
         const inner = new TcpSocket(this.stack, { allowHalfOpen: true });
         inner._attach(conn, true);
         this.#splice(inner, host, syn);
@@ -773,6 +778,7 @@ export class Gateway extends EventEmitter {
       inner.destroy();
       host.destroy();
     }
+    for (const host of this.#connecting) host.destroy();
     for (const key of [...this.#udp.keys()]) this.#udpExpire(key);
     this.#closePing();
     this.routerAdvertiser?.stop();
