@@ -45,7 +45,7 @@ async function cliResult(args: string[]): Promise<{ code: number | null; stdout:
   return { code, stdout, stderr };
 }
 
-const FLAGS = ['--netns', '--pid', '--tap', '--mtu', '-p', '--publish', '--allow', '--deny', '--host-loopback', '--hosts-file', '--pcap', '--api-socket', '--no-configure', '--help'];
+const FLAGS = ['--netns', '--pid', '--tap', '--mtu', '-p', '--publish', '--allow', '--deny', '--host-loopback', '--enable-ipv6', '--hosts-file', '--pcap', '--api-socket', '--no-configure', '--help'];
 
 describe('tcpip-ts command line', () => {
   it('--help documents every flag and exits 0', async () => {

@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { deviceTestsUnavailable, waitFor } from './support/netns.js';
 import {
-  GatewayTopology, HOST_ADDRESS, INTERNET_ADDRESS, INTERNET_EXTRA, METADATA_ADDRESS, nodeServer, type RunningGateway,
+  GatewayTopology, HOST_ADDRESS, HOST_ADDRESS6, INTERNET_ADDRESS, INTERNET_ADDRESS6, INTERNET_EXTRA, METADATA_ADDRESS, nodeServer,
+  type RunningGateway,
 } from './support/topology.js';
 import { udhcpcScript } from './support/udhcpc.js';
 
@@ -47,6 +48,24 @@ s.on('error', (e) => done({ ok: false, code: e.code }));
 setTimeout(() => done({ ok: false, code: 'TIMEOUT' }), 5000);
 `;
 
+/** One DNS query over TCP (RFC 1035 section 4.2.2 framing) with the built wire code; prints the answers' values. */
+const DNS_OVER_TCP = `
+const net = require('net');
+const [wire, server, name, type] = process.argv.slice(1);
+import(wire).then(({ encodeDnsQuery, decodeDnsMessage }) => {
+  const q = encodeDnsQuery({ id: 1, name, type: Number(type) });
+  const s = net.connect(53, server);
+  const chunks = [];
+  s.on('data', (d) => chunks.push(d));
+  s.on('end', () => {
+    const r = Buffer.concat(chunks);
+    console.log(JSON.stringify(decodeDnsMessage(r.subarray(2, 2 + r.readUInt16BE(0))).answers.map((a) => a.value)));
+  });
+  s.end(Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q]));
+});
+`;
+const WIRE_DNS = new URL('../dist/wire/dns.js', import.meta.url).href;
+
 const lastLine = (text: string) => text.trim().split('\n').at(-1)!;
 
 interface ConnectResult { ok: boolean; code?: string; ms: number }
@@ -54,13 +73,17 @@ interface ConnectResult { ok: boolean; code?: string; ms: number }
 let topo: GatewayTopology;
 const cleanup: (() => Promise<unknown> | void)[] = [];
 
-const DNS_RECORDS = { 'allowed.test': INTERNET_ADDRESS, 'other.test': INTERNET_EXTRA[0]!, 'app.test': INTERNET_ADDRESS };
+const DNS_RECORDS: Record<string, string | [string, string]> = {
+  'allowed.test': INTERNET_ADDRESS, 'other.test': INTERNET_EXTRA[0]!, 'app.test': INTERNET_ADDRESS, 'six.test': [INTERNET_ADDRESS, INTERNET_ADDRESS6],
+};
 
 describe.skipIf(skip)('tcpip-ts gateway in a closed world of namespaces (root)', () => {
   beforeAll(async () => {
     topo = await GatewayTopology.create(DNS_RECORDS);
     await nodeServer(topo.internet, HTTP_SERVER, ['internet', '0.0.0.0', '80', '2222']);
     await nodeServer(topo.host, HTTP_SERVER, ['host', '127.0.0.1', '8080']);
+    await nodeServer(topo.internet, HTTP_SERVER, ['internet6', INTERNET_ADDRESS6, '80', '2222']);
+    await nodeServer(topo.host, HTTP_SERVER, ['host6', '::1', '8080']);
   }, 60_000);
   afterAll(async () => topo?.delete());
   afterEach(async () => {
@@ -74,6 +97,37 @@ describe.skipIf(skip)('tcpip-ts gateway in a closed world of namespaces (root)',
   }
   const curl = (url: string, ns = topo.sandbox) => ns.exec('curl', ['-sS', '-m', '10', url]);
   const timeConnect = (host: string, port: number) => topo.nodeJson<ConnectResult>(topo.sandbox, CONNECT_TIMER, [host, String(port)]);
+
+  it('--enable-ipv6: SLAAC from the gateway\'s advertisements, curl -6 to the internet namespace and the host\'s ::1, AAAA at fd00::3 over UDP and TCP, ping -6, a denied v6 CIDR', async () => {
+    const gw = await gateway(['--enable-ipv6', '--host-loopback', '--deny', `tcp:[${INTERNET_ADDRESS6}/128]:2222`]);
+    // Ready means usable: the kernel's own SLAAC address (named on the ready
+    // line) and the default route via the gateway's link-local address.
+    const m = / ipv6 (fd00::[0-9a-f:]+)\/64 via (fe80::[0-9a-f:]+) dns fd00::3( |$)/.exec(gw.readyLine);
+    expect(m, gw.readyLine).not.toBeNull();
+    expect(await topo.sandbox.exec('ip', ['-6', 'addr', 'show', 'dev', 'tap0', '-tentative'])).toContain(`inet6 ${m![1]}/64 scope global`);
+    expect(await topo.sandbox.exec('ip', ['-6', 'route', 'show', 'default'])).toContain(`default via ${m![2]} dev tap0 proto ra`);
+    const route = await topo.sandbox.exec('ip', ['-6', 'route', 'show', 'fd00::/64']);
+    expect(route).toMatch(/^fd00::\/64 dev tap0 proto (ra|kernel)/);
+    expect(await topo.sandbox.exec('curl', ['-6', '-sS', '-m', '10', `http://[${INTERNET_ADDRESS6}]/`])).toBe(`internet6 ${INTERNET_ADDRESS6}:80 from ${HOST_ADDRESS6}`);
+    expect(await topo.sandbox.exec('curl', ['-6', '-sS', '-m', '10', 'http://[fd00::2]:8080/'])).toBe('host6 ::1:8080 from ::1');
+    // DNS at fd00::3: UDP (busybox nslookup) and TCP; the resolver the command wrote lists it too.
+    expect(await topo.sandbox.exec('busybox', ['nslookup', '-type=AAAA', 'six.test', 'fd00::3'])).toContain(`Address: ${INTERNET_ADDRESS6}`);
+    expect(JSON.parse(lastLine(await topo.sandbox.exec(process.execPath, ['-e', DNS_OVER_TCP, WIRE_DNS, 'fd00::3', 'six.test', '28'])))).toEqual([INTERNET_ADDRESS6]);
+    expect(await topo.sandbox.exec('cat', ['/etc/resolv.conf'])).toMatch(/nameserver 10\.0\.2\.3\nnameserver fd00::3\n/);
+    expect(await topo.sandbox.exec('getent', ['ahostsv6', 'six.test'])).toMatch(new RegExp(`^${INTERNET_ADDRESS6}\\s+STREAM six\\.test`, 'm'));
+    expect(await topo.sandbox.exec('curl', ['-6', '-sS', '-m', '10', 'http://six.test/'])).toBe(`internet6 ${INTERNET_ADDRESS6}:80 from ${HOST_ADDRESS6}`);
+    // Echo at the gateway's own v6 addresses.
+    for (const address of ['fd00::2', 'fd00::3']) {
+      expect(await topo.sandbox.exec('ping', ['-6', '-c', '1', '-W', '2', address])).toMatch(/1 received/);
+    }
+    // The deny refuses at once what the internet namespace would serve.
+    const r = await timeConnect(INTERNET_ADDRESS6, 2222);
+    expect(r).toMatchObject({ ok: false, code: 'ECONNREFUSED' });
+    expect(r.ms).toBeLessThan(100);
+    expect(await timeConnect(INTERNET_ADDRESS6, 80)).toMatchObject({ ok: true });
+    expect(await gw.stop()).toEqual({ code: 0, signal: null });
+    expect(gw.stderr()).toBe('');
+  }, 60_000);
 
   it('curl reaches the internet namespace and, with --host-loopback, the host\'s 127.0.0.1; without it 10.0.2.2 refuses at once', async () => {
     const on = await gateway(['--host-loopback']);

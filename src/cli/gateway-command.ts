@@ -26,6 +26,10 @@ const run = promisify(execFile);
 
 /** slirp4netns's addresses, so guests configured for it work unchanged. */
 export const SUBNET = { prefixLength: 24, gateway: '10.0.2.2', dns: '10.0.2.3', guest: '10.0.2.100' } as const;
+/** slirp4netns --enable-ipv6's. */
+export const SUBNET6 = { prefix: 'fd00::/64', gateway: 'fd00::2', dns: 'fd00::3' } as const;
+/** How long the ready line waits for the namespace's SLAAC address (ms). */
+const SLAAC_WAIT = 5_000;
 
 export const GATEWAY_USAGE = `Usage: tcpip-ts gateway (--netns PATH | --pid PID) [options]
 
@@ -56,7 +60,16 @@ Options:
                         addresses (169.254.0.0/16, cloud metadata) and this
                         host's own addresses, which need an explicit --allow.
   --host-loopback       connections to ${SUBNET.gateway} reach this host's 127.0.0.1
-                        (off by default)
+                        (and to ${SUBNET6.gateway} its ::1, with --enable-ipv6; off by
+                        default)
+  --enable-ipv6         IPv6 too, as slirp4netns: router advertisements give
+                        the namespace ${SUBNET6.prefix} by SLAAC (the kernel makes
+                        its own address), a default route via the gateway's
+                        link-local address, the MTU and DNS ${SUBNET6.dns} (RDNSS);
+                        TCP and UDP to IPv6 destinations leave through this
+                        host's IPv6 sockets. The command sets accept_ra=2,
+                        autoconf=1 and accept_dad=0 on the TAP. Echoes to
+                        outside IPv6 hosts are not forwarded
   --hosts-file FILE     answer names in FILE (/etc/hosts format) at ${SUBNET.dns}
                         before asking this host's resolver
   --pcap FILE           record every frame on the TAP to FILE (pcap)
@@ -72,11 +85,16 @@ Options:
 
 Resolver: for a named namespace (/run/netns/NAME) the command writes
 /etc/netns/NAME/resolv.conf, which "ip netns exec NAME" bind-mounts, and
-removes it on exit; for other namespaces it leaves files alone and the
-namespace should use nameserver ${SUBNET.dns}.
+removes it on exit (nameserver ${SUBNET.dns}, and ${SUBNET6.dns} with --enable-ipv6);
+for other namespaces it leaves files alone and the namespace should use
+nameserver ${SUBNET.dns}.
 
-Ready line (stdout), one forward clause per -p:
-  ready TAP ${SUBNET.guest}/${SUBNET.prefixLength} via ${SUBNET.gateway} dns ${SUBNET.dns} [forward PROTO HOSTADDR:HOSTPORT->GUESTPORT]...
+Ready line (stdout), the ipv6 clause with --enable-ipv6, one forward
+clause per -p:
+  ready TAP ${SUBNET.guest}/${SUBNET.prefixLength} via ${SUBNET.gateway} dns ${SUBNET.dns} [ipv6 ADDRESS/64 via LINKLOCAL dns ${SUBNET6.dns}] [forward PROTO HOSTADDR:HOSTPORT->GUESTPORT]...
+The ipv6 clause names the address the namespace made by SLAAC (waited
+for, up to ${SLAAC_WAIT / 1000} s; the prefix with --no-configure) and the gateway's
+link-local address, the namespace's default route.
 
 Exit status: 0 after a signal, 1 if setting up or serving fails, 2 for bad usage.
 `;
@@ -93,6 +111,7 @@ export interface GatewayCommand {
   forwards: ForwardOptions[];
   policy: EgressPolicy;
   hostLoopback: boolean;
+  ipv6: boolean;
   hosts: Record<string, string[]> | undefined;
   pcap: string | undefined;
   apiSocket: string | undefined;
@@ -141,6 +160,7 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
         allow: { type: 'string', multiple: true },
         deny: { type: 'string', multiple: true },
         'host-loopback': { type: 'boolean' },
+        'enable-ipv6': { type: 'boolean' },
         'hosts-file': { type: 'string' },
         pcap: { type: 'string' },
         'api-socket': { type: 'string' },
@@ -251,6 +271,7 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
     forwards,
     policy,
     hostLoopback: values['host-loopback'] ?? false,
+    ipv6: values['enable-ipv6'] ?? false,
     hosts,
     pcap: values.pcap,
     apiSocket,
@@ -259,12 +280,12 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
   };
 }
 
-async function inNetns(netns: string, args: string[]): Promise<void> {
+async function inNetns(netns: string, args: string[], command = 'ip'): Promise<void> {
   try {
-    await run('nsenter', [`--net=${netns}`, 'ip', ...args], { timeout: 10_000 });
+    await run('nsenter', [`--net=${netns}`, command, ...args], { timeout: 10_000 });
   } catch (err) {
     const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
-    throw new Error(`ip ${args.join(' ')} in ${netns} failed: ${stderr || reason(err)}`);
+    throw new Error(`${command} ${args.join(' ')} in ${netns} failed: ${stderr || reason(err)}`);
   }
 }
 
@@ -331,6 +352,7 @@ export async function runGateway(
       dns: SUBNET.dns,
       guest: SUBNET.guest,
       hostLoopback: cmd.hostLoopback,
+      ipv6: cmd.ipv6 ? { prefix: SUBNET6.prefix, gateway: SUBNET6.gateway, dns: SUBNET6.dns } : false,
       policy: cmd.policy,
       hosts: cmd.hosts,
     });
@@ -363,15 +385,37 @@ export async function runGateway(
     }
 
     if (cmd.configure) {
+      if (cmd.ipv6) {
+        // SLAAC from our advertisements, even where the namespace forwards
+        // (accept_ra=2). No duplicate address detection: the gateway is the
+        // only other node on the link and claims no guest address, and while
+        // an address is tentative Linux sends from ::1, which no router
+        // takes. The settings go with the TAP.
+        const conf = `net.ipv6.conf.${tapName.replace(/\./g, '/')}`;
+        await inNetns(cmd.netns, ['-q', '-w', `${conf}.disable_ipv6=0`, `${conf}.accept_dad=0`, `${conf}.accept_ra=2`, `${conf}.autoconf=1`], 'sysctl');
+      }
       await inNetns(cmd.netns, ['addr', 'add', `${SUBNET.guest}/${SUBNET.prefixLength}`, 'dev', tapName]);
       await inNetns(cmd.netns, ['link', 'set', tapName, 'up']);
       await inNetns(cmd.netns, ['route', 'add', 'default', 'via', SUBNET.gateway, 'dev', tapName]);
       // The address and route go with the TAP when its fd closes.
       interrupted();
       setResolver(cmd, undo, io);
+      // The namespace listens to advertisements now: no need to wait for
+      // its next solicitation or our next periodic advertisement.
+      gateway.routerAdvertiser?.advertiseSoon();
     }
 
-    io.ready([`ready ${tapName} ${SUBNET.guest}/${SUBNET.prefixLength} via ${SUBNET.gateway} dns ${SUBNET.dns}`, ...clauses].join(' '));
+    const head = `ready ${tapName} ${SUBNET.guest}/${SUBNET.prefixLength} via ${SUBNET.gateway} dns ${SUBNET.dns}`;
+    const v6: string[] = [];
+    if (cmd.ipv6) {
+      const linkLocal = gateway.interface.ipv6.find((a) => a.address.startsWith('fe80:'))?.address;
+      // Ready means usable: wait for the namespace's own SLAAC address.
+      const address = cmd.configure ? await slaacAddress(cmd.netns, tapName, () => stopping) : null;
+      interrupted();
+      if (cmd.configure && address === null) io.log(`no SLAAC address in ${SUBNET6.prefix} on ${tapName} after ${SLAAC_WAIT / 1000} s`);
+      v6.push(`ipv6 ${address ?? SUBNET6.prefix} via ${linkLocal} dns ${SUBNET6.dns}`);
+    }
+    io.ready([head, ...v6, ...clauses].join(' '));
     await Promise.race([stopped, failed]);
   } catch (err) {
     if (!(err as { signal?: boolean }).signal) failure = err as Error;
@@ -386,6 +430,19 @@ export async function runGateway(
     return 1;
   }
   return 0;
+}
+
+/** The namespace's usable (not tentative) address in SUBNET6 on tap with its length, or null after SLAAC_WAIT. */
+async function slaacAddress(netns: string, tap: string, stopping: () => boolean): Promise<string | null> {
+  const prefix = SUBNET6.prefix.split('::')[0]!;
+  const deadline = Date.now() + SLAAC_WAIT;
+  while (Date.now() < deadline && !stopping()) {
+    const { stdout } = await run('nsenter', [`--net=${netns}`, 'ip', '-6', '-o', 'addr', 'show', 'dev', tap, 'scope', 'global', '-tentative'], { timeout: 10_000 });
+    const m = new RegExp(`inet6 (${prefix}:[0-9a-f:]*/64)`).exec(stdout);
+    if (m) return m[1]!;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return null;
 }
 
 /** /etc/netns/NAME/resolv.conf for a named namespace; otherwise just say what to use. */
@@ -405,7 +462,8 @@ function setResolver(cmd: GatewayCommand, undo: { what: string; fn: () => void }
   mkdirSync(dir, { recursive: true });
   if (madeParent) undo.push({ what: 'remove /etc/netns', fn: () => rmdirIfEmpty('/etc/netns') });
   if (madeDir) undo.push({ what: `remove ${dir}`, fn: () => rmdirIfEmpty(dir) });
-  writeFileSync(file, `# written by tcpip-ts gateway (pid ${process.pid}); removed when it exits\nnameserver ${SUBNET.dns}\n`, { flag: 'wx' });
+  const servers = [SUBNET.dns, ...(cmd.ipv6 ? [SUBNET6.dns] : [])].map((s) => `nameserver ${s}\n`).join('');
+  writeFileSync(file, `# written by tcpip-ts gateway (pid ${process.pid}); removed when it exits\n${servers}`, { flag: 'wx' });
   undo.push({ what: `remove ${file}`, fn: () => rmSync(file, { force: true }) });
 }
 

@@ -3,17 +3,18 @@
  * gateway or its policy can send a packet off this machine:
  *
  *   sandbox ns ──TAP── [tcpip-ts gateway, running in the host ns]
- *                          host ns: lo + veth, no default route
- *                              │ 198.51.100.1/24
+ *                          host ns: lo + veth, no default route (v4 or v6)
+ *                              │ 198.51.100.1/24, 2001:db8:100::1/64
  *                              │ veth
- *                              │ 198.51.100.2/24 (+ extra addresses)
+ *                              │ 198.51.100.2/24 (+ extra addresses), 2001:db8:100::2/64
  *                          internet ns: servers, dnsmasq
  *
  * The host namespace stands in for the machine the gateway runs on: its
  * 127.0.0.1 is "the host's loopback", its resolv.conf (bind-mounted by
  * `ip netns exec` from /etc/netns/NAME) names the internet namespace's
  * dnsmasq, and its only routes lead into the internet namespace
- * (198.51.100.0/24, TEST-NET-2, plus the link-local metadata address
+ * (198.51.100.0/24, TEST-NET-2, and 2001:db8:100::/64 of the IPv6
+ * documentation prefix, plus the link-local metadata address
  * 169.254.169.254, which the internet namespace really serves so that a
  * policy test shows the deny, not a missing route, refusing it).
  */
@@ -29,6 +30,8 @@ export const INTERNET_ADDRESS = '198.51.100.2';
 /** Extra addresses the internet namespace answers on. */
 export const INTERNET_EXTRA = ['198.51.100.3', '198.51.100.20'];
 export const METADATA_ADDRESS = '169.254.169.254';
+export const HOST_ADDRESS6 = '2001:db8:100::1';
+export const INTERNET_ADDRESS6 = '2001:db8:100::2';
 
 export interface RunningGateway {
   child: ChildProcess;
@@ -47,8 +50,12 @@ export class GatewayTopology {
     readonly sandbox: Netns,
   ) {}
 
-  /** Makes the three namespaces and the veth; `dnsRecords` are served by dnsmasq in the internet namespace. */
-  static async create(dnsRecords: Record<string, string> = {}): Promise<GatewayTopology> {
+  /**
+   * Makes the three namespaces and the veth; `dnsRecords` (name → IPv4
+   * address, or [IPv4, IPv6] for A and AAAA) are served by dnsmasq in the
+   * internet namespace.
+   */
+  static async create(dnsRecords: Record<string, string | [string, string]> = {}): Promise<GatewayTopology> {
     const made: Netns[] = [];
     try {
       const host = await Netns.create('gwh');
@@ -65,11 +72,14 @@ export class GatewayTopology {
       await internet.exec('ip', ['addr', 'add', `${INTERNET_ADDRESS}/24`, 'dev', 'down0']);
       for (const extra of INTERNET_EXTRA) await internet.exec('ip', ['addr', 'add', `${extra}/24`, 'dev', 'down0']);
       await internet.exec('ip', ['addr', 'add', `${METADATA_ADDRESS}/32`, 'dev', 'lo']);
+      // nodad: usable at once (nothing else is on this link to collide with).
+      await host.exec('ip', ['-6', 'addr', 'add', `${HOST_ADDRESS6}/64`, 'dev', 'up0', 'nodad']);
+      await internet.exec('ip', ['-6', 'addr', 'add', `${INTERNET_ADDRESS6}/64`, 'dev', 'down0', 'nodad']);
       await internet.exec('ip', ['link', 'set', 'down0', 'up']);
       // The host namespace's resolver: dnsmasq in the internet namespace.
       mkdirSync(`/etc/netns/${host.name}`, { recursive: true });
       writeFileSync(`/etc/netns/${host.name}/resolv.conf`, `nameserver ${INTERNET_ADDRESS}\noptions timeout:1 attempts:2\n`);
-      const records = Object.entries(dnsRecords).map(([name, address]) => `--host-record=${name},${address}`);
+      const records = Object.entries(dnsRecords).map(([name, address]) => `--host-record=${name},${[address].flat().join(',')}`);
       const dnsmasq = internet.spawn('dnsmasq', [
         '--no-daemon', '--no-resolv', '--no-hosts', '--bind-interfaces', `--listen-address=${INTERNET_ADDRESS}`,
         '--port=53', '--log-facility=-',
