@@ -89,6 +89,15 @@ export class RouterAdvertiser {
   solicited(): void {
     if (!this.#running) return;
     this.counters.solicitations++;
+    this.advertiseSoon();
+  }
+
+  /**
+   * Advertise soon, as for a solicitation: after the link's other end was
+   * configured to listen, say (its hosts need not solicit again).
+   */
+  advertiseSoon(): void {
+    if (!this.#running) return;
     const now = this.#clock.now();
     const at = Math.max(now + this.#random() * MAX_RA_DELAY_TIME, this.#lastSent + MIN_DELAY_BETWEEN_RAS);
     if (at < this.#due) this.#schedule(at - now);
