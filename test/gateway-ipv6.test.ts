@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createCable, createStack, type Stack } from '../src/index.js';
 import { createGateway, type Gateway } from '../src/gateway/gateway.js';
 import type { Interface } from '../src/core/interface.js';
+import type { Link } from '../src/core/link.js';
 import { formatIp, parseIp, parseMac, type IpAddress } from '../src/wire/address.js';
 import { buildEthernetFrame, EtherType, parseEthernetFrame } from '../src/wire/ethernet.js';
 import { buildIPv6Packet, parseIPv6Packet } from '../src/wire/ipv6.js';
@@ -35,8 +36,20 @@ const hasHostIPv6 = await new Promise<boolean>((resolve) => {
 if (!hasHostIPv6) console.warn('gateway-ipv6.test.ts: host-socket tests skipped: no ::1 on this machine');
 
 /** A sandbox stack that configures itself by SLAAC from the gateway's advertisements. */
-async function setup(options: { hostLoopback?: boolean; deny?: string[] } = {}): Promise<{ gw: Gateway; sandbox: Stack; iface: Interface; address: string }> {
-  const [gwLink, sandboxLink] = createCable({ mtu: 1500 });
+async function setup(options: { hostLoopback?: boolean; deny?: string[]; frames?: Uint8Array[] } = {}): Promise<{ gw: Gateway; sandbox: Stack; iface: Interface; address: string }> {
+  const [gwLink, cableEnd] = createCable({ mtu: 1500 });
+  const frames = options.frames;
+  // With `frames`, a copy of every frame the sandbox receives.
+  const sandboxLink: Link = !frames ? cableEnd : {
+    medium: cableEnd.medium,
+    mtu: cableEnd.mtu,
+    send: (f) => cableEnd.send(f),
+    close: () => cableEnd.close(),
+    attach: (receive) => cableEnd.attach((f) => {
+      frames.push(f.slice());
+      receive(f);
+    }),
+  };
   const gw = createGateway({
     link: gwLink,
     ipv6: true,
@@ -248,5 +261,16 @@ describe.skipIf(!hasHostIPv6)('gateway over IPv6 (an lwIP sandbox configured by 
     const { sandbox } = await setup();
     expect(await sandbox.ping('fd00::2')).toBeGreaterThanOrEqual(0);
     expect(await sandbox.ping('fd00::3')).toBeGreaterThanOrEqual(0);
+  });
+
+  it('a denied v6 echo gets destination unreachable code 1 from fd00::2; an allowed one to an outside host is dropped and counted', async () => {
+    const frames: Uint8Array[] = [];
+    const { sandbox, gw, address } = await setup({ deny: ['icmp:[2001:db8::/32]'], frames });
+    await expect(sandbox.ping('2001:db8::1', { timeout: 300 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    const unreachable = frames.map((f) => parseIPv6Packet(parseEthernetFrame(f)!.payload)).find((ip) => ip?.upperPayload[0] === 1);
+    expect(unreachable && { src: formatIp(unreachable.src), dst: formatIp(unreachable.dst), code: unreachable.upperPayload[1] }).toEqual({ src: 'fd00::2', dst: address, code: 1 });
+    expect(gw.metrics()).toMatchObject({ denied: 1, icmpDropped: 0 });
+    await expect(sandbox.ping('2001:db9::1', { timeout: 300 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(gw.metrics()).toMatchObject({ denied: 1, icmpDropped: 1 });
   });
 });

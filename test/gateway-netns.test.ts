@@ -125,6 +125,9 @@ describe.skipIf(skip)('tcpip-ts gateway in a closed world of namespaces (root)',
     expect(r).toMatchObject({ ok: false, code: 'ECONNREFUSED' });
     expect(r.ms).toBeLessThan(100);
     expect(await timeConnect(INTERNET_ADDRESS6, 80)).toMatchObject({ ok: true });
+    // No route from the host namespace (the host socket's connect fails at
+    // once, nothing is sent): ICMPv6 address unreachable, not a timeout.
+    expect(await timeConnect('2001:db8:200::1', 80)).toMatchObject({ ok: false, code: 'EHOSTUNREACH' });
     expect(await gw.stop()).toEqual({ code: 0, signal: null });
     expect(gw.stderr()).toBe('');
   }, 60_000);
