@@ -66,6 +66,22 @@ import(wire).then(({ encodeDnsQuery, decodeDnsMessage }) => {
 `;
 const WIRE_DNS = new URL('../dist/wire/dns.js', import.meta.url).href;
 
+/** A UDP echo server: "echo:" + the datagram, back to its sender. */
+const UDP_ECHO = `
+const s = require('dgram').createSocket(process.argv[1].includes(':') ? 'udp6' : 'udp4');
+s.on('message', (m, r) => s.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
+s.bind(Number(process.argv[2]), process.argv[1], () => console.log('listening'));
+`;
+
+/** Sends one datagram, prints {reply, from} of the first answer. */
+const UDP_ASK = `
+const [host, port] = process.argv.slice(1);
+const s = require('dgram').createSocket(host.includes(':') ? 'udp6' : 'udp4');
+s.on('message', (m, r) => { console.log(JSON.stringify({ reply: String(m), from: r.address })); process.exit(0); });
+s.send('hi', Number(port), host);
+setTimeout(() => { console.log(JSON.stringify({ reply: null })); process.exit(0); }, 5000);
+`;
+
 const lastLine = (text: string) => text.trim().split('\n').at(-1)!;
 
 interface ConnectResult { ok: boolean; code?: string; ms: number }
@@ -84,6 +100,7 @@ describe.skipIf(skip)('tcpip-ts gateway in a closed world of namespaces (root)',
     await nodeServer(topo.host, HTTP_SERVER, ['host', '127.0.0.1', '8080']);
     await nodeServer(topo.internet, HTTP_SERVER, ['internet6', INTERNET_ADDRESS6, '80', '2222']);
     await nodeServer(topo.host, HTTP_SERVER, ['host6', '::1', '8080']);
+    await nodeServer(topo.internet, UDP_ECHO, [INTERNET_ADDRESS6, '7007']);
   }, 60_000);
   afterAll(async () => topo?.delete());
   afterEach(async () => {
@@ -98,7 +115,7 @@ describe.skipIf(skip)('tcpip-ts gateway in a closed world of namespaces (root)',
   const curl = (url: string, ns = topo.sandbox) => ns.exec('curl', ['-sS', '-m', '10', url]);
   const timeConnect = (host: string, port: number) => topo.nodeJson<ConnectResult>(topo.sandbox, CONNECT_TIMER, [host, String(port)]);
 
-  it('--enable-ipv6: SLAAC from the gateway\'s advertisements, curl -6 to the internet namespace and the host\'s ::1, AAAA at fd00::3 over UDP and TCP, ping -6, a denied v6 CIDR', async () => {
+  it('--enable-ipv6: SLAAC from the gateway\'s advertisements, curl -6 to the internet namespace and the host\'s ::1, a UDP echo, AAAA at fd00::3 over UDP and TCP, ping -6, a denied v6 CIDR', async () => {
     const gw = await gateway(['--enable-ipv6', '--host-loopback', '--deny', `tcp:[${INTERNET_ADDRESS6}/128]:2222`]);
     // Ready means usable: the kernel's own SLAAC address (named on the ready
     // line) and the default route via the gateway's link-local address.
@@ -110,6 +127,7 @@ describe.skipIf(skip)('tcpip-ts gateway in a closed world of namespaces (root)',
     expect(route).toMatch(/^fd00::\/64 dev tap0 proto (ra|kernel)/);
     expect(await topo.sandbox.exec('curl', ['-6', '-sS', '-m', '10', `http://[${INTERNET_ADDRESS6}]/`])).toBe(`internet6 ${INTERNET_ADDRESS6}:80 from ${HOST_ADDRESS6}`);
     expect(await topo.sandbox.exec('curl', ['-6', '-sS', '-m', '10', 'http://[fd00::2]:8080/'])).toBe('host6 ::1:8080 from ::1');
+    expect(await topo.nodeJson(topo.sandbox, UDP_ASK, [INTERNET_ADDRESS6, '7007'])).toEqual({ reply: 'echo:hi', from: INTERNET_ADDRESS6 });
     // DNS at fd00::3: UDP (busybox nslookup) and TCP; the resolver the command wrote lists it too.
     expect(await topo.sandbox.exec('busybox', ['nslookup', '-type=AAAA', 'six.test', 'fd00::3'])).toContain(`Address: ${INTERNET_ADDRESS6}`);
     expect(JSON.parse(lastLine(await topo.sandbox.exec(process.execPath, ['-e', DNS_OVER_TCP, WIRE_DNS, 'fd00::3', 'six.test', '28'])))).toEqual([INTERNET_ADDRESS6]);
