@@ -2,13 +2,13 @@
 // a module whose default export is
 //   { name, title, description, run(ctx) }
 // where run() records figures through ctx.measure()/ctx.figure() (see
-// ../lib/report.js) and closes everything it opened. To add one (next: the
-// device scenario over TAP, the gateway against slirp4netns and pasta),
-// write bench/scenarios/<name>.js and list it here; filters, progress, the
-// table, the JSON and the chart come with it.
+// ../lib/report.js) and closes everything it opened. To add one, write
+// bench/scenarios/<name>.js and list it here; filters, progress, the table,
+// the JSON and the chart come with it.
 import inprocess from './inprocess.js';
 import scale from './scale.js';
 import micro from './micro.js';
 import device from './device.js';
+import gateway from './gateway.js';
 
-export const scenarios = [inprocess, scale, micro, device];
+export const scenarios = [inprocess, scale, micro, device, gateway];
