@@ -118,7 +118,7 @@ describe('gateway ICMP echo, in process', () => {
     const denied: { protocol: string }[] = [];
     gw.on('denied', (d: { protocol: string }) => denied.push(d));
     const udp = sandbox.createSocket('udp4');
-    cleanup.push(() => udp.close());
+    cleanup.push(() => void udp.close());
     await new Promise<void>((resolve) => udp.send('x', 9, '127.0.0.3', () => resolve()));
     const tcp = sandbox.connect(9, '127.0.0.3');
     await once(tcp, 'error');

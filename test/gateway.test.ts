@@ -68,6 +68,24 @@ describe('gateway (slirp mode) over host sockets', () => {
     expect(gw.metrics().tcpOpened).toBe(1);
   });
 
+  it('carries connections to one host address:port one after another while earlier ones stay open', async () => {
+    // Each later SYN needs a listener on 10.0.2.2:port while the accepted
+    // connections before it hold that address:port in lwIP.
+    const { gw, sandbox } = setup();
+    const port = await hostServer((s) => s.pipe(s));
+    const open: ReturnType<Stack['connect']>[] = [];
+    for (let i = 0; i < 4; i++) {
+      const sock = sandbox.connect({ port, host: '10.0.2.2' });
+      open.push(sock);
+      await once(sock, 'connect');
+      sock.write(`hello ${i}`);
+      const [echo] = (await once(sock, 'data')) as [Buffer];
+      expect(echo.toString()).toBe(`hello ${i}`);
+    }
+    expect(gw.metrics()).toMatchObject({ tcpOpened: 4, tcpOpen: 4 });
+    for (const sock of open) sock.destroy();
+  });
+
   it('moves 64 MiB each way with sha256 equality and passes half-close', async () => {
     const { sandbox } = setup();
     const port = await hostServer((s) => s.pipe(s), { allowHalfOpen: true });

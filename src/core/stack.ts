@@ -97,7 +97,11 @@ type StackEvents = { error: (err: Error) => void; close: () => void };
 export interface HeldSyn {
   readonly from: SocketAddress;
   readonly to: SocketAddress;
-  accept(onConnection: (conn: TcpConnection) => void): void;
+  /**
+   * onFailed runs when lwIP cannot take the SYN (no memory for a listener):
+   * it has been answered RST, and the host should drop what it prepared.
+   */
+  accept(onConnection: (conn: TcpConnection) => void, onFailed?: () => void): void;
   /** 'drop' frees the SYN unanswered (a retransmission of a flow in progress). */
   reject(how: 'reset' | 'host-unreachable' | 'port-unreachable' | 'prohibited' | 'drop'): void;
 }
@@ -975,21 +979,23 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
    * to the SYNs the host accepted by their remote address:port, and the
    * listener closes once none waits.
    */
-  #gatewayAccept(syn: number, from: SocketAddress, to: SocketAddress, onConnection: (conn: TcpConnection) => void): void {
+  #gatewayAccept(syn: number, from: SocketAddress, to: SocketAddress, onConnection: (conn: TcpConnection) => void): boolean {
     const key = `${to.address}:${to.port}`;
     const now = this.clock.now();
     const existing = this.#gatewayListeners.get(key);
     if (existing) {
       // Handshakes the sandbox abandoned: lwIP drops their state by itself.
       for (const [remote, w] of existing.waiting) if (now - w.since > GATEWAY_HANDSHAKE_MS) existing.waiting.delete(remote);
-      existing.waiting.set(`${from.address}:${from.port}`, { onConnection, since: now });
-      this.session.run((x) => x.tt_gw_tcp_accept(syn, 0));
-      return;
+      const remote = `${from.address}:${from.port}`;
+      existing.waiting.set(remote, { onConnection, since: now });
+      if (this.session.run((x) => x.tt_gw_tcp_accept(syn, 0)) === 0) return true;
+      existing.waiting.delete(remote);
+      return false;
     }
     const id = this.#id();
     const waiting = new Map([[`${from.address}:${from.port}`, { onConnection, since: now }]]);
     const handle = this.session.run((x) => x.tt_gw_tcp_accept(syn, id));
-    if (handle <= 0) return;
+    if (handle <= 0) return false;
     const listener = new TcpListener(this.session, handle, id, to);
     this.#listeners.set(id, listener);
     this.#gatewayListeners.set(key, { listener, waiting });
@@ -1007,6 +1013,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
         else conn.abort(); // a handshake nobody accepted (given up as abandoned)
       },
     };
+    return true;
   }
 
   #gatewayEvent(e: Extract<SessionEvent, { type: 'gw-syn' | 'gw-udp' | 'gw-icmp' }>): void {
@@ -1017,10 +1024,10 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
       const syn: HeldSyn = {
         from: e.from,
         to: e.to,
-        accept: (onConnection) => {
+        accept: (onConnection, onFailed) => {
           if (settled || !this.session.alive) return;
           settled = true;
-          this.#gatewayAccept(e.syn, e.from, e.to, onConnection);
+          if (!this.#gatewayAccept(e.syn, e.from, e.to, onConnection)) onFailed?.();
         },
         reject: (how) => {
           if (settled || !this.session.alive) return;

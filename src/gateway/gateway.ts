@@ -398,12 +398,26 @@ export class Gateway extends EventEmitter {
       clearTimeout(timer);
       host.off('error', failed);
       host.setNoDelay(true);
+      // The sandbox gets its SYN-ACK now; if it never completes the
+      // handshake (it gave up, or its ACKs are lost), close the host side
+      // and forget the flow, so a later SYN of the same 4-tuple is new.
+      const abandon = () => {
+        this.#pending.delete(key);
+        this.#connecting.delete(host);
+        host.destroy();
+      };
+      const handshake = setTimeout(abandon, this.#connectTimeout);
+      handshake.unref?.();
       syn.accept((conn) => {
+        clearTimeout(handshake);
         this.#pending.delete(key);
         this.#connecting.delete(host);
         const inner = new TcpSocket(this.stack, { allowHalfOpen: true });
         inner._attach(conn, true);
         this.#splice(inner, host, syn);
+      }, () => {
+        clearTimeout(handshake);
+        abandon();
       });
     });
   }

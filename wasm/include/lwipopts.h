@@ -141,6 +141,10 @@ extern unsigned short tt_arp_max_age;
 #define LWIP_TCP_SACK_OUT               1
 #define LWIP_TCP_MAX_SACK_NUM           4
 #define LWIP_TCP_TIMESTAMPS             1
+/* SOF_REUSEADDR works only with SO_REUSE: the gateway binds a listener to a
+ * destination address:port that its accepted flows to that destination
+ * already use (without it, a second connection to one host:port failed). */
+#define SO_REUSE                        1
 #define TCP_LISTEN_BACKLOG              0 /* lwIP caps it at 255 (u8); SYNs beyond it would wait a full RTO */
 #define TCP_DEFAULT_LISTEN_BACKLOG      255
 #define LWIP_TCP_KEEPALIVE              1

@@ -333,8 +333,11 @@ static void feed(struct pbuf *syn, struct netif *inp) {
   feeding = 0;
 }
 
+void tt_gw_tcp_reject(struct pbuf *syn, uint32_t how);
+
 /* Accepts a held SYN: feeds it back in to a listener on its destination
- * address:port. With listener_id 0 the host already has that listener (one
+ * address:port. When no listener can be made the SYN is answered RST (the
+ * host has its connection already: it must close it). With listener_id 0 the host already has that listener (one
  * serves every flow to the same address:port; the host matches connections
  * to SYNs by the remote address) and 0 is returned; else one is made with
  * that id and its handle returned (the host closes it once no accepted SYN
@@ -345,7 +348,7 @@ TT_EXPORT(tt_gw_tcp_accept) int32_t tt_gw_tcp_accept(struct pbuf *syn, uint32_t 
   struct netif *inp = netif_get_by_index(syn->if_idx);
   if (listener_id == 0) {
     if (inp == NULL) {
-      pbuf_free(syn);
+      pbuf_free(syn); /* no interface to answer on */
       return ERR_IF;
     }
     feed(syn, inp);
@@ -356,20 +359,20 @@ TT_EXPORT(tt_gw_tcp_accept) int32_t tt_gw_tcp_accept(struct pbuf *syn, uint32_t 
   struct tcp_pcb *pcb = tcp_new_ip_type(IP_GET_TYPE(&dest));
   if (pcb == NULL || inp == NULL) {
     if (pcb) tcp_abort(pcb);
-    pbuf_free(syn);
+    tt_gw_tcp_reject(syn, 0);
     return ERR_MEM;
   }
   ip_set_option(pcb, SOF_REUSEADDR);
   err_t err = tcp_bind(pcb, &dest, lwip_ntohs(th->dest));
   if (err != ERR_OK) {
     tcp_abort(pcb);
-    pbuf_free(syn);
+    tt_gw_tcp_reject(syn, 0);
     return err;
   }
   int32_t listener = tt_tcp_listen(pcb, listener_id, 0);
   if (listener <= 0) {
     tcp_abort(pcb);
-    pbuf_free(syn);
+    tt_gw_tcp_reject(syn, 0);
     return listener;
   }
   tcp_accept((struct tcp_pcb *)(uintptr_t)listener, gw_on_accept);
