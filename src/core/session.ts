@@ -55,6 +55,8 @@ export type SessionEvent =
   | { type: 'gw-icmp'; netif: number; packet: Uint8Array };
 
 const NO_TIMER = 0xffffffff;
+/** Size of the slabs received TCP data is copied into (see #rxSlab). */
+const RX_SLAB_SIZE = 256 * 1024;
 
 export class WasmSession {
   readonly exports: WasmExports;
@@ -63,6 +65,18 @@ export class WasmSession {
   #dv: DataView;
   #depth = 0;
   #events: SessionEvent[] = [];
+  /** Index of the first queued event not yet handed to the host. */
+  #undispatched = 0;
+  /**
+   * Received TCP data is copied out of wasm into this slab, and consecutive
+   * segments of one connection within a batch become one chunk: one
+   * allocation per slab instead of one ArrayBuffer per segment (at MTU 1500
+   * that was 17 % of the time in garbage collection with 8 streams), and
+   * fewer, larger chunks for the reader (fewer stream pushes, acks and, in
+   * the gateway, host socket writes).
+   */
+  #rxSlab = new Uint8Array(0);
+  #rxSlabUsed = 0;
   #dispatching = false;
   #failed: Error | null = null;
   #closed = false;
@@ -163,10 +177,12 @@ export class WasmSession {
       // this same loop, in order.
       for (let i = 0; i < this.#events.length; i++) {
         if (this.#failed) break;
+        this.#undispatched = i + 1;
         this.host.event(this.#events[i]!);
       }
     } finally {
       this.#events.length = 0;
+      this.#undispatched = 0;
       this.#dispatching = false;
     }
     this.#runBatched();
@@ -238,6 +254,25 @@ export class WasmSession {
   }
   #keepAlive = false;
   #timerKeepsAlive = false;
+
+  #tcpData(id: number, ptr: number, len: number): void {
+    let slab = this.#rxSlab;
+    let at = this.#rxSlabUsed;
+    if (at + len > slab.length) {
+      // The old slab lives on while chunks of it are referenced.
+      slab = this.#rxSlab = new Uint8Array(Math.max(RX_SLAB_SIZE, len));
+      at = 0;
+    }
+    slab.set(this.u8.subarray(ptr, ptr + len), at);
+    this.#rxSlabUsed = at + len;
+    const events = this.#events;
+    const last = events.length > this.#undispatched ? events[events.length - 1] : undefined;
+    if (last?.type === 'tcp-data' && last.id === id && last.data.buffer === slab.buffer && last.data.byteOffset + last.data.length === at) {
+      last.data = new Uint8Array(slab.buffer, last.data.byteOffset, last.data.length + len);
+    } else {
+      events.push({ type: 'tcp-data', id, data: new Uint8Array(slab.buffer, at, len) });
+    }
+  }
 
   #fail(err: Error): void {
     if (this.#failed) return;
@@ -356,8 +391,7 @@ export class WasmSession {
         return id;
       }),
       tcp_connected: guard(undefined, (id: number) => queue({ type: 'tcp-connected', id })),
-      tcp_recv: guard(undefined, (id: number, data: number, len: number) =>
-        queue({ type: 'tcp-data', id, data: this.u8.slice(data, data + len) })),
+      tcp_recv: guard(undefined, (id: number, data: number, len: number) => this.#tcpData(id, data, len)),
       tcp_fin: guard(undefined, (id: number) => queue({ type: 'tcp-fin', id })),
       tcp_sent: guard(undefined, (id: number, bytes: number) => queue({ type: 'tcp-sent', id, bytes })),
       tcp_error: guard(undefined, (id: number, err: number) => queue({ type: 'tcp-error', id, err })),
