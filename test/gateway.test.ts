@@ -225,6 +225,32 @@ describe('gateway (slirp mode) over host sockets', () => {
     return expect(gw.addForward({ hostPort: 1, guestPort: 0 })).rejects.toThrow(/"guestPort"/);
   });
 
+  it('opens the forwards option\'s ports before ready, and rejects bad ones by name at once', async () => {
+    const [gwLink, sandboxLink] = createCable({ mtu: 1500 });
+    const gw = createGateway({ link: gwLink, forwards: [{ hostPort: 0, guestPort: 8080 }] });
+    const sandbox = createStack();
+    sandbox.addInterface({ link: sandboxLink, ipv4: '10.0.2.100/24', gateway: '10.0.2.2' });
+    cleanup.push(() => {
+      sandbox.close();
+      gw.close();
+    });
+    sandbox.createServer((s) => s.end('forwarded at start')).listen(8080);
+    await gw.ready;
+    expect(gw.forwards).toEqual([expect.objectContaining({ protocol: 'tcp', hostAddress: '127.0.0.1', guestPort: 8080 })]);
+    const text = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(gw.forwards[0]!.hostPort, '127.0.0.1');
+      let t = '';
+      c.on('data', (d: Buffer) => (t += d));
+      c.on('end', () => resolve(t));
+      c.on('error', reject);
+    });
+    expect(text).toBe('forwarded at start');
+    const [bad] = createCable({ mtu: 1500 });
+    expect(() => createGateway({ link: bad, forwards: [{ hostPort: 70000, guestPort: 80 }] })).toThrow(TypeError);
+    expect(() => createGateway({ link: bad, forwards: [{ hostPort: 70000, guestPort: 80 }] })).toThrow(/"hostPort"/);
+    expect(() => createGateway({ link: bad, forwards: 'x' as never })).toThrow(/"forwards"/);
+  });
+
   it('answers DNS at the dns address, over UDP and TCP', async () => {
     const { gw, sandbox } = setup();
     await gw.ready;

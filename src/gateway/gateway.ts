@@ -67,6 +67,8 @@ export interface GatewayOptions {
   connectTimeout?: number;
   /** Idle UDP flows are closed after this long. Default 60 s. */
   udpIdleTimeout?: number;
+  /** Host ports forwarded into the sandbox from the start (see addForward); `ready` waits for them. */
+  forwards?: ForwardOptions[];
   /** Options for the gateway's stack. */
   stack?: StackOptions;
   /** The egress policy, or options to build one (default: allow all but link-local and the host's own addresses). */
@@ -242,7 +244,7 @@ export class Gateway extends EventEmitter {
   readonly dns: DnsForwarder;
   /** Leases the guest address, with the gateway as router and DNS, and the MTU. */
   readonly dhcp: DhcpServer;
-  /** Resolves once the gateway's own services (DNS, DHCP) listen. */
+  /** Resolves once the gateway's own services (DNS, DHCP) and the `forwards` given listen; rejects if one cannot. */
   readonly ready: Promise<void>;
   /** The IPv6 addresses, or null without the `ipv6` option. */
   readonly ipv6: GatewayIPv6 | null;
@@ -296,6 +298,9 @@ export class Gateway extends EventEmitter {
     this.#hostLoopback = options.hostLoopback ?? false;
     this.#connectTimeout = options.connectTimeout ?? 10_000;
     this.#udpIdle = options.udpIdleTimeout ?? 60_000;
+    // Checked before anything is created, so a bad one costs nothing.
+    if (options.forwards !== undefined && !Array.isArray(options.forwards)) throw invalidOption('forwards', 'an array of forward options', options.forwards);
+    const forwards = (options.forwards ?? []).map((f, i) => this.#checkForward(f, `forwards[${i}]`));
     this.stack = createStack(options.stack);
     this.interface = this.stack.addInterface({
       link: options.link,
@@ -334,7 +339,8 @@ export class Gateway extends EventEmitter {
       mtu: this.interface.mtu,
     });
     this.routerAdvertiser = v6 ? new RouterAdvertiser(this.stack, this.interface, { prefix: v6.prefix, dns: [v6.dns], mtu: this.interface.mtu }) : null;
-    this.ready = Promise.all([this.dns.listen(), this.dhcp.start()]).then(() => {
+    this.ready = Promise.all([this.dns.listen(), this.dhcp.start()]).then(async () => {
+      for (const f of forwards) await this.addForward(f);
       if (!this.#closed) this.routerAdvertiser?.start();
     });
     this.ready.catch(() => undefined);
@@ -685,11 +691,19 @@ export class Gateway extends EventEmitter {
   /** Forwards a host port into the sandbox; resolves once it listens. */
   async addForward(options: ForwardOptions): Promise<Forward> {
     if (this.#closed) throw Object.assign(new Error('gateway is closed'), { code: 'ERR_GATEWAY_CLOSED' });
-    if (options === null || typeof options !== 'object') throw invalidOption('forward', 'an object', options);
+    const f = this.#checkForward(options);
+    return f.protocol === 'tcp'
+      ? this.#forwardTcp(f.hostAddress, f.hostPort, f.guestAddress, f.guestPort)
+      : this.#forwardUdp(f.hostAddress, f.hostPort, f.guestAddress, f.guestPort);
+  }
+
+  /** Validates forward options (TypeError naming the bad one) and fills in the defaults. */
+  #checkForward(options: ForwardOptions, name = 'forward'): Required<ForwardOptions> {
+    if (options === null || typeof options !== 'object') throw invalidOption(name, 'an object', options);
     const protocol = options.protocol ?? 'tcp';
     if (protocol !== 'tcp' && protocol !== 'udp') throw invalidOption('protocol', "'tcp' or 'udp'", protocol);
-    const checkPort = (name: string, v: unknown, min: number) => {
-      if (!Number.isInteger(v) || (v as number) < min || (v as number) > 65535) throw invalidOption(name, `an integer from ${min} to 65535`, v);
+    const checkPort = (port: string, v: unknown, min: number) => {
+      if (!Number.isInteger(v) || (v as number) < min || (v as number) > 65535) throw invalidOption(port, `an integer from ${min} to 65535`, v);
     };
     checkPort('hostPort', options.hostPort, 0);
     checkPort('guestPort', options.guestPort, 1);
@@ -697,9 +711,7 @@ export class Gateway extends EventEmitter {
     if (!parseIp(hostAddress)) throw invalidOption('hostAddress', 'an IP address', hostAddress);
     const guestAddress = options.guestAddress ?? this.guestAddress;
     if (!parseIp(guestAddress)) throw invalidOption('guestAddress', 'an IP address', guestAddress);
-    return protocol === 'tcp'
-      ? this.#forwardTcp(hostAddress, options.hostPort, guestAddress, options.guestPort)
-      : this.#forwardUdp(hostAddress, options.hostPort, guestAddress, options.guestPort);
+    return { protocol, hostAddress, hostPort: options.hostPort, guestAddress, guestPort: options.guestPort };
   }
 
   /** Stops a forward: its port closes and its connections end. */
