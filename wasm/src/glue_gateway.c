@@ -275,7 +275,12 @@ static u8_t on_icmp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_add
     return 0;
   }
   /* Not ours to answer: lwIP would reply to pings for any address. A
-   * reassembled packet is a chain: flattened. */
+   * reassembled packet is a chain: flattened. lwIP 2.2.1's ip6_reass()
+   * leaves a reassembled packet's payload length 8 bytes (the fragment
+   * header it took out) short, which its own layers never read (they go by
+   * tot_len); the host parses the header, so it gets the length p really
+   * has (ip6_input trims every other packet to its payload length). */
+  if (ip_current_is_v6()) IP6H_PLEN_SET((struct ip6_hdr *)p->payload, (u16_t)(p->tot_len - IP6_HLEN));
   tt_with_flat(p, deliver_icmp, inp);
   pbuf_free(p);
   return 1;
