@@ -1,18 +1,19 @@
 /**
  * ICMP echo through the gateway: answered for its own and the DNS address,
- * forwarded through a ping socket elsewhere, refused by the egress policy
- * with "administratively prohibited", dropped and counted where ping
- * sockets are not allowed.
+ * forwarded through a ping socket elsewhere (ICMP, and ICMPv6 through a
+ * second one), refused by the egress policy with "administratively
+ * prohibited", dropped and counted where ping sockets are not allowed.
  *
  * In-process tests use a cable, and the one echo they let the gateway
  * forward goes to 127.0.0.1. The device tests (root) build a closed world
  * and never touch the root namespace's settings:
  *
  *   sandbox ns ──TAP── gateway (a child process in the host ns)
- *                      host ns: lo + veth 198.51.100.1/24, no other route;
- *                      net.ipv4.ping_group_range set per test (per namespace)
+ *                      host ns: lo + veth 198.51.100.1/24, 2001:db8:100::1/64,
+ *                      no other route; net.ipv4.ping_group_range set per
+ *                      test (per namespace)
  *                          │ veth
- *                      internet ns: 198.51.100.2/24
+ *                      internet ns: 198.51.100.2/24, 2001:db8:100::2/64
  *
  * They run dist/ (build with `npx tsc -p tsconfig.json` first).
  */
@@ -80,7 +81,7 @@ function pingSocketError(): NativeError | null {
   const Ping = loadNative().PingSocket;
   if (!Ping) return Object.assign(new Error('no PingSocket on this platform'), { code: 'ERR_NOT_SUPPORTED' });
   try {
-    new Ping(1, 64, noop, noop).close();
+    new Ping(4, 1, 64, noop, noop).close();
     return null;
   } catch (err) {
     return err as NativeError;
@@ -154,19 +155,37 @@ describe('gateway ICMP echo, in process', () => {
       return;
     }
     expect(Ping).toEqual(expect.any(Function));
-    expect(() => new Ping!(0, 2048, noop, noop)).toThrow(/"rxSlots" argument/);
-    expect(() => new Ping!(1.5, 2048, noop, noop)).toThrow(TypeError);
-    expect(() => new Ping!(4, 4, noop, noop)).toThrow(/"slotSize" argument/);
-    expect(() => new Ping!(4, 2048, 'no' as never, noop)).toThrow(/"onMessages" argument/);
-    expect(() => new Ping!(4, 2048, noop, null as never)).toThrow(/"onError" argument/);
-    expect(() => new Ping!(65536, 1 << 20, noop, noop)).toThrow(RangeError);
+    for (const family of [0, 5, '4', 4.5, undefined, null]) {
+      expect(() => new Ping!(family as never, 4, 2048, noop, noop)).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }));
+      expect(() => new Ping!(family as never, 4, 2048, noop, noop)).toThrow(/"family" argument must be 4 or 6/);
+    }
+    for (const family of [4, 6] as const) {
+      expect(() => new Ping!(family, 0, 2048, noop, noop)).toThrow(/"rxSlots" argument/);
+      expect(() => new Ping!(family, 1.5, 2048, noop, noop)).toThrow(TypeError);
+      expect(() => new Ping!(family, 4, 4, noop, noop)).toThrow(/"slotSize" argument/);
+      expect(() => new Ping!(family, 4, 2048, 'no' as never, noop)).toThrow(/"onMessages" argument/);
+      expect(() => new Ping!(family, 4, 2048, noop, null as never)).toThrow(/"onError" argument/);
+      expect(() => new Ping!(family, 65536, 1 << 20, noop, noop)).toThrow(RangeError);
+    }
     const why = pingSocketError();
     if (why) {
-      // Outside net.ipv4.ping_group_range: a Node-style system error.
+      // Outside net.ipv4.ping_group_range (both families): a Node-style system error.
       expect(why).toMatchObject({ code: 'EACCES', syscall: 'socket', errno: -13, message: expect.stringMatching(/ping_group_range/) });
+      expect(() => new Ping!(6, 1, 64, noop, noop)).toThrow(expect.objectContaining({ code: 'EACCES', syscall: 'socket' }));
       return;
     }
-    const socket = new Ping!(4, 2048, noop, noop);
+    const socket6 = new Ping!(6, 4, 2048, noop, noop);
+    try {
+      expect(socket6.rxAddresses).toBeInstanceOf(Uint8Array);
+      expect(socket6.rxAddresses).toHaveLength(64);
+      expect(() => socket6.send(new Uint8Array(8), 1)).toThrow(/"address" argument must be an IPv6 address as 16 bytes/);
+      expect(() => socket6.send(new Uint8Array(8), new Uint8Array(4))).toThrow(/"address" argument/);
+      expect(() => socket6.send(new Uint8Array(65536), new Uint8Array(16))).toThrow(RangeError);
+      expect(socket6.stats().txMessages).toBe(0);
+    } finally {
+      socket6.close();
+    }
+    const socket = new Ping!(4, 4, 2048, noop, noop);
     try {
       expect(() => socket.send([8, 0, 0, 0, 0, 0, 0, 0] as never, 0x7f000001)).toThrow(/"message" argument/);
       expect(() => socket.send(new Uint8Array(8), -1)).toThrow(/"address" argument/);
@@ -185,6 +204,10 @@ describe('gateway ICMP echo, in process', () => {
 const DIST = new URL('../dist/', import.meta.url);
 const HOST_ADDRESS = '198.51.100.1';
 const INTERNET_ADDRESS = '198.51.100.2';
+const HOST_ADDRESS6 = '2001:db8:100::1';
+const INTERNET_ADDRESS6 = '2001:db8:100::2';
+/** The sandbox's static v6 address (the gateway's `ipv6` defaults: fd00::/64, gateway fd00::2). */
+const SANDBOX_ADDRESS6 = 'fd00::100';
 
 /**
  * The gateway process: a TAP in the sandbox namespace, a gateway with the
@@ -287,6 +310,9 @@ describe.skipIf(skip)('gateway ICMP echo in namespaces (root)', () => {
     await host.exec('ip', ['addr', 'add', `${HOST_ADDRESS}/24`, 'dev', 'up0']);
     await host.exec('ip', ['link', 'set', 'up0', 'up']);
     await internet.exec('ip', ['addr', 'add', `${INTERNET_ADDRESS}/24`, 'dev', 'down0']);
+    // nodad: usable at once (nothing else is on this link to collide with).
+    await host.exec('ip', ['-6', 'addr', 'add', `${HOST_ADDRESS6}/64`, 'dev', 'up0', 'nodad']);
+    await internet.exec('ip', ['-6', 'addr', 'add', `${INTERNET_ADDRESS6}/64`, 'dev', 'down0', 'nodad']);
     await internet.exec('ip', ['link', 'set', 'down0', 'up']);
   });
 
@@ -306,6 +332,12 @@ describe.skipIf(skip)('gateway ICMP echo in namespaces (root)', () => {
     await gateway.ready();
     await sandbox.exec('ip', ['addr', 'add', '10.0.2.100/24', 'dev', 'tt0']);
     await sandbox.exec('ip', ['route', 'add', 'default', 'via', '10.0.2.2']);
+    if (options.ipv6) {
+      // A static address and route rather than SLAAC from the gateway's advertisements: nothing to wait for.
+      await sandbox.exec('sysctl', ['-qw', 'net.ipv6.conf.tt0.accept_ra=0']);
+      await sandbox.exec('ip', ['-6', 'addr', 'add', `${SANDBOX_ADDRESS6}/64`, 'dev', 'tt0', 'nodad']);
+      await sandbox.exec('ip', ['-6', 'route', 'replace', 'default', 'via', 'fd00::2', 'dev', 'tt0']);
+    }
     return { sandbox, gateway };
   }
 
@@ -356,4 +388,77 @@ describe.skipIf(skip)('gateway ICMP echo in namespaces (root)', () => {
     expect(report.warnings).toEqual([expect.objectContaining({ code: 'TCPIP_TS_NO_PING_SOCKET', message: expect.stringMatching(/EACCES/) })]);
     expect(gateway.child.exitCode).toBeNull();
   }, 60_000);
+
+  it('forwards ICMPv6 echoes through an IPv6 ping socket, replies coming from the destination', async () => {
+    const { sandbox, gateway } = await world(true, { ipv6: true });
+    const r = await ping(sandbox, ['-6', '-c', '3', '-W', '2', '-i', '0.2', INTERNET_ADDRESS6]);
+    expect(r.output).toMatch(/3 packets transmitted, 3 received/);
+    expect(r.output).toMatch(/bytes from 2001:db8:100::2: icmp_seq=3/);
+    expect(r.code).toBe(0);
+    // Two at once, same sequence numbers, told apart by their identifiers; then v4 beside v6.
+    const both = await Promise.all([
+      ping(sandbox, ['-6', '-c', '3', '-W', '2', '-i', '0.2', INTERNET_ADDRESS6]),
+      ping(sandbox, ['-6', '-c', '3', '-W', '2', '-i', '0.2', INTERNET_ADDRESS6]),
+      ping(sandbox, ['-4', '-c', '3', '-W', '2', '-i', '0.2', INTERNET_ADDRESS]),
+    ]);
+    for (const b of both) expect(b.output).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+    expect(both.map((b) => b.output).join('')).not.toMatch(/DUP!/);
+    // Large: fragmented by the sandbox, reassembled by lwIP, sent whole by the ping socket, fragmented back.
+    const big = await ping(sandbox, ['-6', '-c', '2', '-W', '2', '-i', '0.2', '-s', '4000', INTERNET_ADDRESS6]);
+    expect(big.output).toMatch(/4008 bytes from 2001:db8:100::2/);
+    expect(big.output).toMatch(/2 received/);
+    const report = await gateway.report();
+    expect(report.metrics).toMatchObject({ icmpEchoForwarded: 14, icmpEchoReplies: 14, icmpDropped: 0, denied: 0 });
+    expect(report.warnings).toEqual([]);
+  }, 60_000);
+
+  it('a deny rule for a v6 destination answers "administratively prohibited" from fd00::2 at once', async () => {
+    const rule = `deny icmp:[${INTERNET_ADDRESS6}]`;
+    const { sandbox, gateway } = await world(true, { ipv6: true, policy: { rules: [rule] } });
+    const r = await ping(sandbox, ['-6', '-c', '1', '-W', '2', INTERNET_ADDRESS6]);
+    expect(r.code).not.toBe(0);
+    expect(r.output).toMatch(/From fd00::2 icmp_seq=1 Destination unreachable: Administratively prohibited/);
+    expect(r.ms).toBeLessThan(1500);
+    const report = await gateway.report();
+    expect(report.metrics).toMatchObject({ denied: 1, icmpEchoForwarded: 0, icmpEchoReplies: 0, icmpDropped: 0 });
+    expect(report.denied).toEqual([{ protocol: 'icmp', to: INTERNET_ADDRESS6, reason: 'rule', rule }]);
+  }, 60_000);
+
+  it('without ping sockets, v6 echoes to other hosts are dropped and counted, with one warning', async () => {
+    const { sandbox, gateway } = await world(false, { ipv6: true });
+    const r = await ping(sandbox, ['-6', '-c', '2', '-W', '1', '-i', '0.2', INTERNET_ADDRESS6]);
+    expect(r.output).toMatch(/2 packets transmitted, 0 received/);
+    expect((await ping(sandbox, ['-6', '-c', '1', '-W', '2', 'fd00::2'])).code).toBe(0); // lwIP's own address still answers
+    const report = await gateway.report();
+    expect(report.metrics).toMatchObject({ icmpDropped: 2, icmpEchoForwarded: 0, icmpEchoReplies: 0 });
+    expect(report.warnings).toEqual([expect.objectContaining({ code: 'TCPIP_TS_NO_PING_SOCKET', message: expect.stringMatching(/IPv6.*EACCES/) })]);
+  }, 60_000);
+
+  it('an IPv6 PingSocket checks its arguments and gets a real reply from ::1 where ping sockets are allowed', async () => {
+    await host.exec('sysctl', ['-qw', 'net.ipv4.ping_group_range=0 2147483647']);
+    const script = `
+      const { loadNative } = await import(process.argv[1] + 'node/native.js');
+      const { buildEchoRequest, parseEcho } = await import(process.argv[1] + 'wire/icmp.js');
+      const Ping = loadNative().PingSocket;
+      const errors = [];
+      const s = new Ping(6, 4, 2048, (count) => {
+        const reply = parseEcho(new Uint8Array(s.rxBuffer, 0, s.rxLengths[0]), { family: 6 });
+        console.log(JSON.stringify({ count, kind: reply.kind, seq: reply.seq, data: [...reply.payload], from: [...s.rxAddresses.subarray(0, 16)], errors, stats: s.stats() }));
+        s.close();
+      }, (e) => errors.push(String(e)));
+      for (const [message, address] of [[new Uint8Array(8), 0], [new Uint8Array(8), new Uint8Array(4)], [new Uint8Array(65536), new Uint8Array(16)]]) {
+        try { s.send(message, address); errors.push('sent'); } catch (e) { errors.push(e.name + ' ' + e.code); }
+      }
+      const loopback = new Uint8Array(16); loopback[15] = 1;
+      // An ICMPv4 echo request (type 8) on an ICMPv6 socket: the kernel refuses it.
+      try { s.send(buildEchoRequest({ family: 4, id: 0, seq: 1 }), loopback); errors.push('sent'); } catch (e) { errors.push(e.code); }
+      s.send(buildEchoRequest({ family: 6, id: 0, seq: 4242, payload: new Uint8Array([1, 2, 3]) }), loopback);
+      setTimeout(() => { console.log('{"timeout":true}'); process.exit(1); }, 3000).unref();
+    `;
+    const out = JSON.parse(await host.exec(process.execPath, ['--input-type=module', '-e', script, DIST.href]));
+    const loopback = [...new Uint8Array(15), 1];
+    expect(out).toMatchObject({ count: 1, kind: 'reply', seq: 4242, data: [1, 2, 3], from: loopback });
+    expect(out.errors).toEqual(['TypeError ERR_INVALID_ARG_TYPE', 'TypeError ERR_INVALID_ARG_TYPE', 'RangeError ERR_OUT_OF_RANGE', 'EINVAL']);
+    expect(out.stats).toMatchObject({ txMessages: 1, rxMessages: 1, txErrors: 1 });
+  }, 30_000);
 });

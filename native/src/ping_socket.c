@@ -1,16 +1,20 @@
 /* PingSocket: an unprivileged ICMP echo socket (Linux's "ping socket",
- * socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)), for a gateway that forwards
- * a sandbox's pings. IPv4 only.
+ * socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP), or for family 6
+ * socket(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6)), for a gateway that forwards
+ * a sandbox's pings.
  *
- * The kernel allows it to processes whose group is in
- * net.ipv4.ping_group_range (EACCES otherwise). send() hands an ICMP echo
- * request to sendto(); the kernel puts the socket's own identifier and the
- * checksum in, keeps the sequence number and payload, and delivers only
- * echo replies carrying that identifier. Receive: on each readable wakeup,
+ * The kernel allows either to processes whose group is in
+ * net.ipv4.ping_group_range (EACCES otherwise; the one sysctl covers both
+ * families). send() hands an ICMP echo request (type 8, or 128 for ICMPv6)
+ * to sendto(); the kernel puts the socket's own identifier and the checksum
+ * in (for ICMPv6 over its pseudo header), keeps the sequence number and
+ * payload, and delivers only echo replies (type 0, or 129) carrying that
+ * identifier. Receive: on each readable wakeup,
  * read replies (ICMP header and data, with the source address) into fixed
  * slots until EAGAIN or the slots are full, then call onMessages(count). */
 #ifdef __linux__
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -36,11 +40,14 @@ typedef struct ping_socket {
   bool handle_open;
   napi_async_cleanup_hook_handle cleanup;
   int fd;
+  int family; /* AF_INET or AF_INET6 */
   bool closed, failed, teardown, finalized;
 
   uint8_t *rx;
   uint32_t *rx_len;
-  uint32_t *rx_addr; /* source IPv4 address, a.b.c.d as (a << 24 | ... | d) */
+  /* Source address per slot. AF_INET: one uint32_t, a.b.c.d as
+   * (a << 24 | ... | d). AF_INET6: 16 bytes, network order. */
+  void *rx_addr;
   uint32_t slots, slot_size;
 
   uint64_t rx_messages, rx_bytes, rx_truncated, rx_errors;
@@ -129,7 +136,7 @@ static void fail(ping_socket *s, napi_value error) {
 static void receive(ping_socket *s) {
   uint32_t n = 0;
   while (n < s->slots) {
-    struct sockaddr_in from;
+    struct sockaddr_storage from;
     socklen_t from_len = sizeof from;
     /* MSG_TRUNC: the real length, to tell a reply that filled the slot from one cut short. */
     ssize_t r = recvfrom(s->fd, s->rx + (size_t)n * s->slot_size, s->slot_size, MSG_TRUNC, (struct sockaddr *)&from, &from_len);
@@ -143,7 +150,15 @@ static void receive(ping_socket *s) {
       continue;
     }
     s->rx_len[n] = (uint32_t)r;
-    s->rx_addr[n] = from_len >= sizeof from && from.sin_family == AF_INET ? ntohl(from.sin_addr.s_addr) : 0;
+    if (s->family == AF_INET6) {
+      const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&from;
+      uint8_t *addr = (uint8_t *)s->rx_addr + (size_t)n * 16;
+      if (from_len >= sizeof *in6 && in6->sin6_family == AF_INET6) memcpy(addr, &in6->sin6_addr, 16);
+      else memset(addr, 0, 16);
+    } else {
+      const struct sockaddr_in *in4 = (const struct sockaddr_in *)&from;
+      ((uint32_t *)s->rx_addr)[n] = from_len >= sizeof *in4 && in4->sin_family == AF_INET ? ntohl(in4->sin_addr.s_addr) : 0;
+    }
     s->rx_messages++;
     s->rx_bytes += (uint64_t)r;
     n++;
@@ -192,10 +207,10 @@ static napi_value undefined(napi_env env) {
   return u;
 }
 
-/* send(message: Uint8Array, address: u32) -> true when sent, false when the
- * socket's buffer is full (the message is dropped and counted). Other
- * failures (ENETUNREACH, EINVAL for a message that is not an echo request)
- * throw. */
+/* send(message: Uint8Array, address) -> true when sent, false when the
+ * socket's buffer is full (the message is dropped and counted). address: a
+ * u32 for family 4, a 16-byte Uint8Array for family 6. Other failures
+ * (ENETUNREACH, EINVAL for a message that is not an echo request) throw. */
 static napi_value js_send(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], result;
@@ -205,21 +220,38 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_MISSING_ARGS", "send(message, address) takes two arguments");
     return NULL;
   }
-  uint8_t *data;
-  size_t len;
-  uint32_t address;
-  if (!get_u8_array(env, argv[0], "message", &data, &len) || !get_uint32(env, argv[1], "address", &address)) return NULL;
+  uint8_t *data, *address6 = NULL;
+  size_t len, address6_len = 0;
+  uint32_t address = 0;
+  if (!get_u8_array(env, argv[0], "message", &data, &len)) return NULL;
+  if (s->family == AF_INET6 ? !get_u8_array(env, argv[1], "address", &address6, &address6_len)
+                            : !get_uint32(env, argv[1], "address", &address))
+    return NULL;
+  if (s->family == AF_INET6 && address6_len != 16) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "PingSocket: an IPv6 address is 16 bytes");
+    return NULL;
+  }
   if (s->closed || s->failed) {
     throw_coded_error(env, "ERR_SOCKET_CLOSED", "PingSocket is closed");
     return NULL;
   }
-  struct sockaddr_in to;
+  struct sockaddr_storage to;
+  socklen_t to_len;
   memset(&to, 0, sizeof to);
-  to.sin_family = AF_INET;
-  to.sin_addr.s_addr = htonl(address);
+  if (s->family == AF_INET6) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&to;
+    in6->sin6_family = AF_INET6;
+    memcpy(&in6->sin6_addr, address6, 16);
+    to_len = sizeof *in6;
+  } else {
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&to;
+    in4->sin_family = AF_INET;
+    in4->sin_addr.s_addr = htonl(address);
+    to_len = sizeof *in4;
+  }
   bool sent = false;
   for (;;) {
-    ssize_t r = sendto(s->fd, data, len, 0, (struct sockaddr *)&to, sizeof to);
+    ssize_t r = sendto(s->fd, data, len, 0, (struct sockaddr *)&to, to_len);
     if (r >= 0) {
       s->tx_messages++;
       s->tx_bytes += len;
@@ -233,9 +265,10 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     }
     int e = errno;
     s->tx_errors++;
-    char what[80];
-    snprintf(what, sizeof what, "PingSocket: sendto %u.%u.%u.%u failed", address >> 24, (address >> 16) & 0xff,
-             (address >> 8) & 0xff, address & 0xff);
+    char what[96], text[INET6_ADDRSTRLEN];
+    if (s->family == AF_INET6) inet_ntop(AF_INET6, address6, text, sizeof text);
+    else snprintf(text, sizeof text, "%u.%u.%u.%u", address >> 24, (address >> 16) & 0xff, (address >> 8) & 0xff, address & 0xff);
+    snprintf(what, sizeof what, "PingSocket: sendto %s failed", text);
     throw_sys_error(env, e, "sendto", what);
     return NULL;
   }
@@ -294,25 +327,31 @@ static bool make_area(napi_env env, void *data, size_t len, napi_value *ab, napi
   return napi_create_reference(env, *ab, 1, ref) == napi_ok;
 }
 
-/* new PingSocket(rxSlots, slotSize, onMessages, onError): opens the socket
- * and polls it until close(). */
+/* new PingSocket(family, rxSlots, slotSize, onMessages, onError): opens the
+ * socket (family 4 or 6) and polls it until close(). */
 static napi_value js_new(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], self, new_target;
+  size_t argc = 5;
+  napi_value argv[5], self, new_target;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
   NAPI_CALL(env, napi_get_new_target(env, info, &new_target));
   if (!new_target) {
     napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "Class constructor PingSocket cannot be invoked without 'new'");
     return NULL;
   }
-  if (argc < 4) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "new PingSocket(rxSlots, slotSize, onMessages, onError) takes four arguments");
+  if (argc < 5) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "new PingSocket(family, rxSlots, slotSize, onMessages, onError) takes five arguments");
     return NULL;
   }
-  uint32_t slots, slot_size;
-  if (!get_uint32(env, argv[0], "rxSlots", &slots) || !get_uint32(env, argv[1], "slotSize", &slot_size) ||
-      !get_function(env, argv[2], "onMessages") || !get_function(env, argv[3], "onError"))
+  uint32_t family, slots, slot_size;
+  if (!get_uint32(env, argv[0], "family", &family) || !get_uint32(env, argv[1], "rxSlots", &slots) ||
+      !get_uint32(env, argv[2], "slotSize", &slot_size) || !get_function(env, argv[3], "onMessages") ||
+      !get_function(env, argv[4], "onError"))
     return NULL;
+  if (family != 4 && family != 6) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "PingSocket: family must be 4 or 6");
+    return NULL;
+  }
+  size_t addr_size = family == 6 ? 16 : sizeof(uint32_t);
   if (slots == 0 || slot_size < 8 || (uint64_t)slots * slot_size > RX_AREA_MAX) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "PingSocket: rxSlots or slotSize is out of range");
     return NULL;
@@ -329,11 +368,12 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
   s->slots = slots;
   s->slot_size = slot_size;
   s->fd = -1;
+  s->family = family == 6 ? AF_INET6 : AF_INET;
   /* Areas first: each belongs to its ArrayBuffer from here on. */
   napi_value rx_ab = NULL, len_ab = NULL, addr_ab = NULL, lengths, addresses;
   s->rx = malloc((size_t)slots * slot_size);
   s->rx_len = calloc(slots, sizeof(uint32_t));
-  s->rx_addr = calloc(slots, sizeof(uint32_t));
+  s->rx_addr = calloc(slots, addr_size);
   bool areas = s->rx && s->rx_len && s->rx_addr;
   if (!areas) {
     free(s->rx);
@@ -342,7 +382,7 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
   } else {
     areas = make_area(env, s->rx, (size_t)slots * slot_size, &rx_ab, &s->rx_buffer_ab);
     areas = make_area(env, s->rx_len, (size_t)slots * sizeof(uint32_t), &len_ab, &s->rx_lengths_ab) && areas;
-    areas = make_area(env, s->rx_addr, (size_t)slots * sizeof(uint32_t), &addr_ab, &s->rx_addresses_ab) && areas;
+    areas = make_area(env, s->rx_addr, (size_t)slots * addr_size, &addr_ab, &s->rx_addresses_ab) && areas;
   }
   addon_state *st = addon_get_state(env);
   napi_property_descriptor props[] = {
@@ -351,9 +391,10 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
       {"rxAddresses", NULL, NULL, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (!areas || napi_create_typedarray(env, napi_uint32_array, slots, len_ab, 0, &lengths) != napi_ok ||
-      napi_create_typedarray(env, napi_uint32_array, slots, addr_ab, 0, &addresses) != napi_ok ||
+      (family == 6 ? napi_create_typedarray(env, napi_uint8_array, (size_t)slots * 16, addr_ab, 0, &addresses)
+                   : napi_create_typedarray(env, napi_uint32_array, slots, addr_ab, 0, &addresses)) != napi_ok ||
       (props[1].value = lengths, props[2].value = addresses, napi_define_properties(env, self, 3, props)) != napi_ok ||
-      !set_hidden(env, self, st->sym_on_frames, argv[2]) || !set_hidden(env, self, st->sym_on_error, argv[3])) {
+      !set_hidden(env, self, st->sym_on_frames, argv[3]) || !set_hidden(env, self, st->sym_on_error, argv[4])) {
     if (s->rx_buffer_ab) napi_delete_reference(env, s->rx_buffer_ab);
     if (s->rx_lengths_ab) napi_delete_reference(env, s->rx_lengths_ab);
     if (s->rx_addresses_ab) napi_delete_reference(env, s->rx_addresses_ab);
@@ -362,7 +403,7 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
     return NULL;
   }
 
-  s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
+  s->fd = socket(s->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, family == 6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
   const char *syscall = s->fd < 0 ? "socket" : "uv_poll_init";
   int rc = s->fd < 0 ? -errno : uv_poll_init(loop, &s->poll, s->fd);
   if (rc != 0) {
@@ -374,7 +415,8 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
     /* EACCES: this process's group is outside net.ipv4.ping_group_range. */
     throw_sys_error(env, -rc, syscall,
                     rc == -EACCES ? "PingSocket: ping sockets are not allowed for this group (net.ipv4.ping_group_range)"
-                                  : "PingSocket: cannot open an ICMP datagram socket");
+                                  : family == 6 ? "PingSocket: cannot open an ICMPv6 datagram socket"
+                                                : "PingSocket: cannot open an ICMP datagram socket");
     return NULL;
   }
   s->poll.data = s;

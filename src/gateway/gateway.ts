@@ -13,17 +13,18 @@
  * mapping), closed after an idle time.
  * ICMP echo: the gateway address is the stack's own (lwIP answers it); the
  * gateway answers for the DNS address; echoes to other addresses go out
- * through one unprivileged ping socket (Linux, IPv4), with the sequence
- * number rewritten to one of the gateway's own so that replies map back to
- * the guest's identifier, sequence and destination whatever identifier the
- * kernel gives the socket. Where ping sockets are not allowed
- * (net.ipv4.ping_group_range), those echoes are dropped and counted.
+ * through an unprivileged ping socket (Linux; one per family, ICMP or
+ * ICMPv6, each opened on first use), with the sequence number rewritten to
+ * one of the gateway's own so that replies map back to the guest's
+ * identifier, sequence and destination whatever identifier the kernel gives
+ * the socket. Where ping sockets are not allowed (net.ipv4.ping_group_range,
+ * which covers both families), those echoes are dropped and counted.
  * IPv6 (the `ipv6` option): the interface also has the v6 gateway and DNS
  * addresses (so lwIP answers neighbour discovery and echo for them, and the
  * DNS server listens there like any socket), router advertisements give the
  * sandbox a SLAAC prefix, its default route and DNS; TCP and UDP to v6
- * destinations leave through v6 host sockets. Echoes to outside v6
- * addresses are not forwarded (the ping socket is IPv4): counted as dropped.
+ * destinations leave through v6 host sockets, echoes through the ICMPv6
+ * ping socket.
  */
 import { EventEmitter } from 'node:events';
 import { createSocket as createDgram, type Socket as DgramSocket } from 'node:dgram';
@@ -40,7 +41,7 @@ import { createStack, type Stack } from '../node/stack.js';
 import { TcpSocket } from '../node/socket.js';
 import type { StackOptions } from '../core/stack.js';
 import { loadNative, type NativeError, type PingSocket } from '../node/native.js';
-import { buildEchoReply, buildEchoRequest, buildIcmpMessage, Icmpv4Type, Icmpv6Type, parseEcho } from '../wire/icmp.js';
+import { buildEchoReply, buildEchoRequest, buildIcmpMessage, Icmpv4Type, Icmpv6Type, parseEcho, type EchoMessage } from '../wire/icmp.js';
 import { IpProtocol, parseIPv4Packet, type IPv4Packet } from '../wire/ipv4.js';
 import { parseIPv6Packet, type IPv6Packet } from '../wire/ipv6.js';
 import { parseRouterSolicitation } from '../wire/ndp.js';
@@ -149,7 +150,7 @@ export interface GatewayMetrics {
   bytesIn: number;
   /** Flows refused by the policy or by hostLoopback (TCP, UDP, ICMP echo). */
   denied: number;
-  /** Echo requests sent to outside hosts through the ping socket. */
+  /** Echo requests sent to outside hosts through a ping socket (IPv4 and IPv6). */
   icmpEchoForwarded: number;
   /** Echo replies from outside hosts delivered to the sandbox. */
   icmpEchoReplies: number;
@@ -163,9 +164,8 @@ export interface GatewayMetrics {
 interface Echo {
   iface: Interface;
   guest: IpAddress;
+  /** The destination; its family names the ping socket the echo went through. */
   to: IpAddress;
-  /** `to` as the ping socket gives reply sources (a.b.c.d as a 32-bit number). */
-  toNumber: number;
   id: number;
   seq: number;
   timer: ReturnType<typeof setTimeout>;
@@ -175,13 +175,28 @@ interface Echo {
 const ECHO_TIMEOUT = 10_000;
 /** Echoes waiting for replies at most (each holds one of the 65536 sequence numbers). */
 const MAX_ECHOES = 4096;
-/** After the ping socket could not be opened, how long before trying again. */
+/** After a ping socket could not be opened, how long before trying again. */
 const PING_RETRY = 30_000;
-/** Receive slots of the ping socket: a reply may carry up to 65507 bytes of data. */
+/** Receive slots of a ping socket: a reply may carry up to 65507 bytes of data (65527 over IPv6). */
 const PING_SLOTS = 16;
 const PING_SLOT_SIZE = 65536;
 /** ICMP destination unreachable codes (RFC 792, RFC 1812 section 5.2.7.1). */
 const UNREACHABLE = { net: 0, host: 1, prohibited: 13 } as const;
+/** ICMPv6 destination unreachable codes (RFC 4443 section 3.1). */
+const UNREACHABLE6 = { noRoute: 0, prohibited: 1, address: 3 } as const;
+
+/** A ping socket of one family: opened on first use, retried a while after it could not be. */
+interface PingState {
+  socket: PingSocket | null;
+  retryAt: number;
+  warned: boolean;
+}
+
+function sameBytes(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 function ipv4Number(ip: IpAddress): number {
   const b = ip.bytes;
@@ -261,9 +276,10 @@ export class Gateway extends EventEmitter {
   /** Forwarded echoes by the sequence number the gateway gave them. */
   readonly #echoes = new Map<number, Echo>();
   #echoSeq = 0;
-  #ping: PingSocket | null = null;
-  #pingRetryAt = 0;
-  #pingWarned = false;
+  readonly #ping: Record<4 | 6, PingState> = {
+    4: { socket: null, retryAt: 0, warned: false },
+    6: { socket: null, retryAt: 0, warned: false },
+  };
   readonly #metrics: GatewayMetrics = {
     tcpOpened: 0, tcpOpen: 0, tcpRefused: 0, tcpUnreachable: 0, udpFlowsOpened: 0, udpFlowsOpen: 0,
     udpDatagramsOut: 0, udpDatagramsIn: 0, bytesOut: 0, bytesIn: 0, denied: 0,
@@ -559,7 +575,17 @@ export class Gateway extends EventEmitter {
       this.#unreachable(iface, packet, ip, UNREACHABLE.prohibited);
       return;
     }
-    const socket = this.#pingSocket();
+    this.#forwardEcho(iface, ip.src, ip.dst, echo, (code) => this.#unreachable(iface, packet, ip, code === 'ENETUNREACH' ? UNREACHABLE.net : UNREACHABLE.host));
+  }
+
+  /**
+   * Sends an allowed echo request on through the ping socket of its family
+   * under a sequence number of the gateway's, or drops and counts it (no
+   * ping socket, too many outstanding, a full socket buffer). A send that
+   * fails ENETUNREACH or EHOSTUNREACH calls `unreachable` with that code.
+   */
+  #forwardEcho(iface: Interface, guest: IpAddress, to: IpAddress, echo: EchoMessage, unreachable: (code: string) => void): void {
+    const socket = this.#pingSocket(to.family);
     if (!socket || this.#echoes.size >= MAX_ECHOES) {
       this.#metrics.icmpDropped++;
       return;
@@ -567,16 +593,14 @@ export class Gateway extends EventEmitter {
     let seq = this.#echoSeq;
     while (this.#echoes.has(seq)) seq = (seq + 1) & 0xffff;
     this.#echoSeq = (seq + 1) & 0xffff;
-    const toNumber = ipv4Number(ip.dst);
     let sent: boolean;
     try {
-      // Identifier 0: the kernel puts the socket's own there.
-      sent = socket.send(buildEchoRequest({ family: 4, id: 0, seq, payload: echo.payload }), toNumber);
+      // Identifier 0: the kernel puts the socket's own there, and the checksum.
+      sent = socket.send(buildEchoRequest({ family: to.family, id: 0, seq, payload: echo.payload }), to.family === 4 ? ipv4Number(to) : to.bytes);
     } catch (err) {
       this.#metrics.icmpDropped++;
       const code = (err as NativeError).code;
-      if (code === 'ENETUNREACH') this.#unreachable(iface, packet, ip, UNREACHABLE.net);
-      else if (code === 'EHOSTUNREACH') this.#unreachable(iface, packet, ip, UNREACHABLE.host);
+      if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH') unreachable(code);
       return;
     }
     if (!sent) {
@@ -585,14 +609,14 @@ export class Gateway extends EventEmitter {
     }
     const timer = setTimeout(() => this.#echoes.delete(seq), ECHO_TIMEOUT);
     timer.unref?.();
-    this.#echoes.set(seq, { iface, guest: ip.src, to: ip.dst, toNumber, id: echo.id, seq: echo.seq, timer });
+    this.#echoes.set(seq, { iface, guest, to, id: echo.id, seq: echo.seq, timer });
     this.#metrics.icmpEchoForwarded++;
   }
 
   /**
    * ICMPv6 from the sandbox: router solicitations (answered with an
    * advertisement), echoes to outside addresses (refused by the policy with
-   * unreachable code 1, else dropped: no v6 ping socket). The gateway's own
+   * unreachable code 1, else forwarded like IPv4's). The gateway's own
    * addresses are lwIP's to answer.
    */
   #icmp6Out(iface: Interface, packet: Uint8Array): void {
@@ -609,11 +633,15 @@ export class Gateway extends EventEmitter {
     }
     const echo = parseEcho(message, { src: ip.src, dst: ip.dst });
     if (!echo || echo.kind !== 'request' || !echo.checksumOk || !this.ipv6) return;
+    // Multicast, link-local (whose zone is the sandbox's link), unspecified: nobody outside to forward to.
+    if (ip.dst.bytes[0] === 0xff || isLinkLocalIPv6(ip.dst.bytes) || ip.dst.bytes.every((b) => b === 0)) return;
     if (!this.#allowed('icmp', formatIp(ip.dst))) {
-      this.#unreachable6(iface, packet, ip, 1); // administratively prohibited (RFC 4443 section 3.1)
+      this.#unreachable6(iface, packet, ip, UNREACHABLE6.prohibited);
       return;
     }
-    this.#metrics.icmpDropped++;
+    this.#forwardEcho(iface, ip.src, ip.dst, echo, (code) =>
+      this.#unreachable6(iface, packet, ip, code === 'ENETUNREACH' ? UNREACHABLE6.noRoute : UNREACHABLE6.address),
+    );
   }
 
   /** ICMPv6 destination unreachable to the sandbox from the v6 gateway address, quoting what fits 1280 bytes (RFC 4443 section 3.1). */
@@ -626,49 +654,64 @@ export class Gateway extends EventEmitter {
     if (!this.#closed) this.stack.gatewayIpSend(iface, message, from, ip.src, IpProtocol.ICMPv6);
   }
 
-  /** The gateway's ping socket, opened on first use; null where ping sockets are not allowed. */
-  #pingSocket(): PingSocket | null {
-    if (this.#ping || Date.now() < this.#pingRetryAt) return this.#ping;
+  /** The gateway's ping socket for `family`, opened on first use; null where ping sockets are not allowed. */
+  #pingSocket(family: 4 | 6): PingSocket | null {
+    const state = this.#ping[family];
+    if (state.socket || Date.now() < state.retryAt) return state.socket;
     try {
       const Ping = loadNative().PingSocket;
       if (!Ping) throw Object.assign(new Error(`ping sockets are not supported on ${process.platform}`), { code: 'ERR_NOT_SUPPORTED' });
-      this.#ping = new Ping(PING_SLOTS, PING_SLOT_SIZE, (count) => this.#echoReplies(count), () => this.#closePing());
-      this.#ping.unref(); // waiting for replies is no reason to keep the process alive
+      const socket = new Ping(family, PING_SLOTS, PING_SLOT_SIZE, (count) => this.#echoReplies(socket, family, count), () => this.#closePing(family));
+      socket.unref(); // waiting for replies is no reason to keep the process alive
+      state.socket = socket;
     } catch (err) {
-      this.#pingRetryAt = Date.now() + PING_RETRY;
-      if (!this.#pingWarned) {
-        this.#pingWarned = true;
+      state.retryAt = Date.now() + PING_RETRY;
+      if (!state.warned) {
+        state.warned = true;
         process.emitWarning(
-          `tcpip-ts gateway: echo requests to outside hosts are dropped (counted in icmpDropped): ${(err as Error).message}. ` +
+          `tcpip-ts gateway: echo requests to outside IPv${family} hosts are dropped (counted in icmpDropped): ${(err as Error).message}. ` +
             'Allow ping sockets for this process\'s group with sysctl net.ipv4.ping_group_range.',
           { code: 'TCPIP_TS_NO_PING_SOCKET' },
         );
       }
     }
-    return this.#ping;
+    return state.socket;
   }
 
-  /** Replies in the ping socket's slots: each goes back to the guest that asked, as it asked. */
-  #echoReplies(count: number): void {
-    const socket = this.#ping;
-    if (!socket) return;
+  /** Replies in a ping socket's slots: each goes back to the guest that asked, as it asked, from the address it asked. */
+  #echoReplies(socket: PingSocket, family: 4 | 6, count: number): void {
+    if (this.#closed) return;
     const rx = new Uint8Array(socket.rxBuffer);
+    const addresses = socket.rxAddresses;
     for (let i = 0; i < count; i++) {
-      const reply = parseEcho(rx.subarray(i * PING_SLOT_SIZE, i * PING_SLOT_SIZE + socket.rxLengths[i]!), { family: 4 });
+      // The kernel has checked the reply's checksum (and its identifier).
+      const reply = parseEcho(rx.subarray(i * PING_SLOT_SIZE, i * PING_SLOT_SIZE + socket.rxLengths[i]!), { family });
       const echo = reply?.kind === 'reply' ? this.#echoes.get(reply.seq) : undefined;
-      if (!reply || !echo || echo.toNumber !== socket.rxAddresses[i]) continue;
+      if (!reply || !echo || echo.to.family !== family) continue;
+      const from = family === 4 ? addresses[i] === ipv4Number(echo.to) : sameBytes(addresses.subarray(i * 16, i * 16 + 16), echo.to.bytes);
+      if (!from) continue;
       this.#echoes.delete(reply.seq);
       clearTimeout(echo.timer);
       this.#metrics.icmpEchoReplies++;
-      this.#icmpIn(echo.iface, buildEchoReply({ family: 4, id: echo.id, seq: echo.seq, payload: reply.payload }), echo.to, echo.guest);
+      // ICMPv6's checksum covers the pseudo header: lwIP sends the message as given.
+      const out = buildEchoReply(family === 4
+        ? { family, id: echo.id, seq: echo.seq, payload: reply.payload }
+        : { family, id: echo.id, seq: echo.seq, payload: reply.payload, src: echo.to, dst: echo.guest });
+      this.stack.gatewayIpSend(echo.iface, out, echo.to, echo.guest, family === 4 ? IpProtocol.ICMP : IpProtocol.ICMPv6);
     }
   }
 
-  #closePing(): void {
-    this.#ping?.close();
-    this.#ping = null;
-    for (const echo of this.#echoes.values()) clearTimeout(echo.timer);
-    this.#echoes.clear();
+  /** Closes the ping socket of `family` (both without) and forgets the echoes that went through it. */
+  #closePing(family?: 4 | 6): void {
+    for (const f of family ? [family] : ([4, 6] as const)) {
+      this.#ping[f].socket?.close();
+      this.#ping[f].socket = null;
+    }
+    for (const [seq, echo] of this.#echoes) {
+      if (family && echo.to.family !== family) continue;
+      clearTimeout(echo.timer);
+      this.#echoes.delete(seq);
+    }
   }
 
   /** Destination unreachable to the sandbox from the gateway, quoting the IP header and 8 bytes (RFC 792). */

@@ -47,7 +47,7 @@ export interface NativeAddon {
   FrameDevice: FrameDeviceConstructor;
   /** vmnet.framework interfaces; present on macOS only. */
   VmnetInterface?: VmnetInterfaceConstructor;
-  /** Unprivileged ICMP echo sockets (IPv4); present on Linux only. */
+  /** Unprivileged ICMP echo sockets (IPv4 and IPv6); present on Linux only. */
   PingSocket?: PingSocketConstructor;
 }
 
@@ -230,22 +230,26 @@ export interface PingSocketStats {
 export type MessagesCallback = (count: number) => void;
 
 /**
- * `new PingSocket(rxSlots, slotSize, onMessages, onError)` opens a Linux
- * "ping socket" (socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)), which needs no
- * privilege but only works for groups in net.ipv4.ping_group_range: outside
- * it the constructor throws EACCES. IPv4 only.
- * - `send(message, address)` sends an ICMP echo request (type 8, code 0;
- *   the kernel rewrites its identifier to the socket's own and computes the
- *   checksum; sequence and data go as given) to `address`, an IPv4 address
- *   as a 32-bit number (a.b.c.d is a << 24 | b << 16 | c << 8 | d). Returns
- *   false when the send buffer is full (the request is dropped and counted);
- *   throws an errno-coded error for anything else (ENETUNREACH, EINVAL for a
- *   message that is not an echo request).
- * - Echo replies for the socket's identifier arrive in batches:
- *   `onMessages(count)`, reply i (ICMP header and data) at byte
+ * `new PingSocket(family, rxSlots, slotSize, onMessages, onError)` opens a
+ * Linux "ping socket": socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP) for family
+ * 4, socket(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6) for family 6. Either needs
+ * no privilege but only works for groups in net.ipv4.ping_group_range (one
+ * sysctl for both families): outside it the constructor throws EACCES.
+ * - `send(message, address)` sends an ICMP echo request (type 8, or 128 for
+ *   ICMPv6; code 0; the kernel rewrites its identifier to the socket's own
+ *   and computes the checksum, for ICMPv6 over its pseudo header; sequence
+ *   and data go as given) to `address`: for family 4 an IPv4 address as a
+ *   32-bit number (a.b.c.d is a << 24 | b << 16 | c << 8 | d), for family 6
+ *   the 16 bytes of an IPv6 address. Returns false when the send buffer is
+ *   full (the request is dropped and counted); throws an errno-coded error
+ *   for anything else (ENETUNREACH, EINVAL for a message that is not an echo
+ *   request).
+ * - Echo replies (type 0, or 129) for the socket's identifier arrive in
+ *   batches: `onMessages(count)`, reply i (ICMP header and data) at byte
  *   i * slotSize of `rxBuffer`, its length in `rxLengths[i]`, its source
- *   address (as above) in `rxAddresses[i]`. The slots are reused once
- *   onMessages returns.
+ *   address in `rxAddresses`: for family 4 a Uint32Array, `rxAddresses[i]`
+ *   as above; for family 6 a Uint8Array, bytes 16 * i to 16 * i + 15. The
+ *   slots are reused once onMessages returns.
  * - A failure of the socket itself calls onError once and stops receiving.
  * - While open it keeps the event loop alive; `unref()` lets the process
  *   exit anyway. `close()` is idempotent; send() then throws ERR_SOCKET_CLOSED.
@@ -253,8 +257,10 @@ export type MessagesCallback = (count: number) => void;
 export interface PingSocket {
   readonly rxBuffer: ArrayBuffer;
   readonly rxLengths: Uint32Array;
-  readonly rxAddresses: Uint32Array;
-  send(message: Uint8Array, address: number): boolean;
+  /** Family 4: one number per slot; family 6: 16 bytes per slot. */
+  readonly rxAddresses: Uint32Array | Uint8Array;
+  /** `address`: a number for family 4, 16 bytes for family 6. */
+  send(message: Uint8Array, address: number | Uint8Array): boolean;
   stats(): PingSocketStats;
   close(): void;
   ref(): void;
@@ -262,7 +268,7 @@ export interface PingSocket {
 }
 
 export interface PingSocketConstructor {
-  new (rxSlots: number, slotSize: number, onMessages: MessagesCallback, onError: NativeErrorCallback): PingSocket;
+  new (family: 4 | 6, rxSlots: number, slotSize: number, onMessages: MessagesCallback, onError: NativeErrorCallback): PingSocket;
 }
 
 // The classes below carry the public names; these aliases name the shapes inside them.
@@ -603,23 +609,29 @@ function checkedVmnet(NativeVmnet: VmnetInterfaceConstructor): VmnetInterfaceCon
   };
 }
 
-/** The ICMP header, and the most a reply can carry (IPv4's 65535 less a 20-byte header). */
+/**
+ * The ICMP header, and the most a message can be: IPv4's 65535 less a
+ * 20-byte header; for IPv6 the payload length field's 65535 (no jumbograms).
+ */
 const PING_MIN_MESSAGE = 8;
-const PING_MAX_MESSAGE = 65515;
+const PING_MAX_MESSAGE = { 4: 65515, 6: 65535 } as const;
 /** The addon's own cap on a ping socket's receive area. */
 const MAX_PING_AREA = 64 << 20;
 
 function checkedPingSocket(NativePing: PingSocketConstructor): PingSocketConstructor {
   return class PingSocket implements PingShape {
     readonly #socket: PingShape;
+    readonly #family: 4 | 6;
 
-    constructor(rxSlots: number, slotSize: number, onMessages: MessagesCallback, onError: NativeErrorCallback) {
+    constructor(family: 4 | 6, rxSlots: number, slotSize: number, onMessages: MessagesCallback, onError: NativeErrorCallback) {
+      if (family !== 4 && family !== 6) throw argumentError('family', '4 or 6', family);
       checkInteger('rxSlots', rxSlots, 1, MAX_RX_SLOTS);
       checkInteger('slotSize', slotSize, PING_MIN_MESSAGE, MAX_SLOT_SIZE);
       if (rxSlots * slotSize > MAX_PING_AREA) throw rangeError(`rxSlots * slotSize must be at most ${MAX_PING_AREA} bytes. Received ${rxSlots * slotSize}`);
       checkFunction('onMessages', onMessages);
       checkFunction('onError', onError);
-      this.#socket = new NativePing(rxSlots, slotSize, onMessages, onError);
+      this.#family = family;
+      this.#socket = new NativePing(family, rxSlots, slotSize, onMessages, onError);
     }
 
     get rxBuffer(): ArrayBuffer {
@@ -630,16 +642,18 @@ function checkedPingSocket(NativePing: PingSocketConstructor): PingSocketConstru
       return this.#socket.rxLengths;
     }
 
-    get rxAddresses(): Uint32Array {
+    get rxAddresses(): Uint32Array | Uint8Array {
       return this.#socket.rxAddresses;
     }
 
-    send(message: Uint8Array, address: number): boolean {
+    send(message: Uint8Array, address: number | Uint8Array): boolean {
       if (!types.isUint8Array(message)) throw argumentError('message', 'a Uint8Array', message);
-      if (message.length < PING_MIN_MESSAGE || message.length > PING_MAX_MESSAGE) {
-        throw rangeError(`The "message" argument must be ${PING_MIN_MESSAGE} to ${PING_MAX_MESSAGE} bytes. Received ${message.length}`);
+      const max = PING_MAX_MESSAGE[this.#family];
+      if (message.length < PING_MIN_MESSAGE || message.length > max) {
+        throw rangeError(`The "message" argument must be ${PING_MIN_MESSAGE} to ${max} bytes. Received ${message.length}`);
       }
-      checkInteger('address', address, 0, 0xffffffff);
+      if (this.#family === 4) checkInteger('address', address, 0, 0xffffffff);
+      else if (!types.isUint8Array(address) || address.length !== 16) throw argumentError('address', 'an IPv6 address as 16 bytes (Uint8Array)', address);
       return this.#socket.send(message, address);
     }
 
