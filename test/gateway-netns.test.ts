@@ -353,4 +353,54 @@ describe.skipIf(skip)('tcpip-ts gateway in a closed world of namespaces (root)',
     // Then everything arrived, unchanged.
     expect(result.reply).toEqual({ received: result.total, sha256: result.sha256 });
   }, 120_000);
+
+  it('a slow sandbox reader makes the host side\'s writes back off (the host socket is paused), and nothing is lost', async () => {
+    await gateway([]);
+    // Sends 64 MiB as fast as the kernel takes it; samples how much it took at 1.5 s and 2.5 s.
+    const server = await nodeServer(topo.internet, `
+      const net = require('net');
+      const crypto = require('crypto');
+      net.createServer((c) => {
+        const total = 64 << 20;
+        const block = crypto.randomBytes(256 << 10);
+        const h = crypto.createHash('sha256');
+        let accepted = 0;
+        const samples = {};
+        setTimeout(() => (samples.at1500 = accepted), 1500);
+        setTimeout(() => (samples.at2500 = accepted), 2500);
+        let queued = 0;
+        const pump = () => {
+          while (queued < total) {
+            h.update(block);
+            queued += block.length;
+            if (!c.write(block, () => (accepted += block.length))) return c.once('drain', pump);
+          }
+          c.end(() => console.log(JSON.stringify({ total, ...samples, sha256: h.digest('hex') })));
+        };
+        pump();
+      }).listen(10, '${INTERNET_ADDRESS}', () => console.log('listening'));
+    `);
+    let serverOut = '';
+    server.stdout!.on('data', (d: Buffer) => (serverOut += d));
+    // Reads nothing for 3 s after connecting, then everything.
+    const client = await topo.nodeJson<{ received: number; sha256: string }>(topo.sandbox, `
+      const net = require('net');
+      const crypto = require('crypto');
+      const h = crypto.createHash('sha256');
+      let received = 0;
+      const s = net.connect({ port: 10, host: '${INTERNET_ADDRESS}' });
+      s.pause();
+      s.on('connect', () => setTimeout(() => s.resume(), 3000));
+      s.on('data', (d) => { h.update(d); received += d.length; });
+      s.on('end', () => { console.log(JSON.stringify({ received, sha256: h.digest('hex') })); process.exit(0); });
+      s.on('error', (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(0); });
+    `);
+    await waitFor(() => /}\s*$/.test(serverOut), 10_000, 'the server\'s summary');
+    const sent = JSON.parse(lastLine(serverOut)) as { total: number; at1500: number; at2500: number; sha256: string };
+    console.log(`slow reader: the host side's kernel had taken ${(sent.at1500 / 2 ** 20).toFixed(1)} MiB at 1.5 s, ${(sent.at2500 / 2 ** 20).toFixed(1)} MiB at 2.5 s, of ${sent.total / 2 ** 20} MiB`);
+    // Stalled while the sandbox does not read: the gateway stopped reading its host socket.
+    expect(sent.at2500 - sent.at1500).toBeLessThan(1 << 20);
+    expect(sent.at2500).toBeLessThan(sent.total / 2);
+    expect(client).toEqual({ received: sent.total, sha256: sent.sha256 });
+  }, 120_000);
 });
