@@ -189,6 +189,19 @@ static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
     if (IP_GET_TYPE(&l->local_ip) == IP_GET_TYPE(ip_current_dest_addr()) &&
         (ip_addr_isany(&l->local_ip) || ip_addr_eq(&l->local_ip, ip_current_dest_addr()))) return 0;
   }
+  /* A SYN for a 4-tuple lwIP still holds in TIME_WAIT (the gateway closed
+   * first; the sandbox's side is closed and Linux reuses such a port at
+   * once): lwIP would answer it from TIME_WAIT with an ACK, never a SYN-ACK,
+   * and the sandbox's connect would hang (RFC 1122 4.2.2.13 lets a new SYN
+   * reopen a TIME_WAIT connection). The sandbox owns its ports: forget the
+   * old connection and take the SYN as a new flow. */
+  for (struct tcp_pcb *t = tcp_tw_pcbs; t != NULL; t = t->next) {
+    if (t->local_port == dport && t->remote_port == lwip_ntohs(th->src) &&
+        ip_addr_eq(&t->local_ip, ip_current_dest_addr()) && ip_addr_eq(&t->remote_ip, ip_current_src_addr())) {
+      tcp_abort(t); /* TIME_WAIT: removed and freed, no RST */
+      break;
+    }
+  }
   /* A retransmitted SYN of an accepted flow belongs to lwIP. */
   for (struct tcp_pcb *a = tcp_active_pcbs; a != NULL; a = a->next) {
     if (a->local_port == dport && a->remote_port == lwip_ntohs(th->src) &&
