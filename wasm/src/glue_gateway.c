@@ -155,6 +155,9 @@ static uint16_t header_length(struct pbuf *p) {
 /* The input netif of a packet in a raw callback. */
 static struct netif *input_netif(void) { return ip_current_input_netif(); }
 
+/* TIME_WAIT connections a gateway keeps at most (see on_tcp). */
+#define GW_MAX_TIME_WAIT 4096
+
 /* Set while tt_gw_tcp_accept feeds an accepted SYN back into lwIP. */
 static int feeding;
 
@@ -195,10 +198,19 @@ static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
    * and the sandbox's connect would hang (RFC 1122 4.2.2.13 lets a new SYN
    * reopen a TIME_WAIT connection). The sandbox owns its ports: forget the
    * old connection and take the SYN as a new flow. */
+  /* The same walk bounds the TIME_WAIT list (newest first) at
+   * GW_MAX_TIME_WAIT, as Linux's tcp_max_tw_buckets does: every SYN walks it,
+   * here and in lwIP, and a gateway whose host side closes first adds one
+   * per flow for 60 s. On a sandbox's link old duplicates are not a risk. */
+  uint32_t kept = 0;
   for (struct tcp_pcb *t = tcp_tw_pcbs; t != NULL; t = t->next) {
     if (t->local_port == dport && t->remote_port == lwip_ntohs(th->src) &&
         ip_addr_eq(&t->local_ip, ip_current_dest_addr()) && ip_addr_eq(&t->remote_ip, ip_current_src_addr())) {
       tcp_abort(t); /* TIME_WAIT: removed and freed, no RST */
+      break;
+    }
+    if (++kept == GW_MAX_TIME_WAIT) {
+      while (t->next != NULL) tcp_abort(t->next); /* unlinks it: t->next moves on */
       break;
     }
   }
