@@ -52,4 +52,7 @@ TT_IMPORT(dns_found) void tt_host_dns_found(uint32_t id, const struct tt_sockadd
 typedef void (*tt_flat_fn)(const void *data, uint32_t len, void *arg);
 int tt_with_flat(struct pbuf *p, tt_flat_fn fn, void *arg);
 
+/* Milliseconds until the next lwIP timer with work to do (glue_timers.c). */
+uint32_t tt_timeouts_sleeptime(void);
+
 #endif

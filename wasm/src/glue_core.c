@@ -81,7 +81,7 @@ TT_EXPORT(tt_free) void tt_free(void *p) { free(p); }
  * (0xFFFFFFFF when none is scheduled). */
 TT_EXPORT(tt_check_timeouts) uint32_t tt_check_timeouts(void) {
   sys_check_timeouts();
-  return sys_timeouts_sleeptime();
+  return tt_timeouts_sleeptime();
 }
 
 /* Test-only: prove that a trap ends only this instance. */

@@ -312,5 +312,5 @@ TT_EXPORT(tt_rx_flush) uint32_t tt_rx_flush(void) {
     }
   }
   sys_check_timeouts();
-  return sys_timeouts_sleeptime();
+  return tt_timeouts_sleeptime();
 }
