@@ -17,6 +17,9 @@ export type DeviceLinkCounters = FrameDeviceStats;
 const RX_SLOTS = 64;
 /** With offload, a frame may be a GSO superframe: up to a pbuf's 64 KiB. */
 const OFFLOAD_MAX_FRAME = 0xffff;
+/** Frames at least this long are written at once, not copied into the batch. */
+const DIRECT_FRAME = 8192;
+
 /** Frames gathered before a write is forced even without a flush. */
 const TX_BATCH = 64;
 
@@ -56,7 +59,8 @@ export class DeviceLink implements Link {
       this.#error = err;
       this.onError?.(err);
     });
-    this.#tx = new Uint8Array(slot * TX_BATCH);
+    // Only frames under DIRECT_FRAME are batched.
+    this.#tx = new Uint8Array(Math.min(slot, DIRECT_FRAME) * TX_BATCH);
   }
 
 
@@ -102,6 +106,7 @@ export class DeviceLink implements Link {
   }
   #started = false;
   #inPlace: InPlaceReceiver | null = null;
+  #directLength = new Uint32Array(1);
   #inPlaceLengths = new Uint32Array(0);
 
   /** True once frames are read straight into a stack's memory. */
@@ -121,6 +126,17 @@ export class DeviceLink implements Link {
 
   send(frame: Uint8Array): void {
     if (this.#closed) return;
+    if (frame.length >= DIRECT_FRAME) {
+      // Written straight from the caller's memory (the stack's wasm memory;
+      // the addon copies what the device cannot take now): copying 64 KiB
+      // frames into the batch took 5.5 % of the gateway's time at 6 Gbit/s,
+      // and batching saves next to nothing at that size. After the batch,
+      // to keep the order.
+      this.flush();
+      this.#directLength[0] = frame.length;
+      this.#device.write(frame, this.#directLength, 1);
+      return;
+    }
     if (this.#txCount === TX_BATCH || this.#txUsed + frame.length > this.#tx.length) this.flush();
     if (frame.length > this.#tx.length) this.#tx = new Uint8Array(frame.length * TX_BATCH);
     this.#tx.set(frame, this.#txUsed);
