@@ -29,6 +29,7 @@ import { loadNative, type NativeError } from '../src/node/native.js';
 import { parseEthernetFrame } from '../src/wire/ethernet.js';
 import { parseIPv4Packet } from '../src/wire/ipv4.js';
 import { deviceTestsUnavailable, Netns } from './support/netns.js';
+import { INTERNET_ADDRESS, INTERNET_ADDRESS6, linkHostToInternet } from './support/topology.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -202,10 +203,6 @@ describe('gateway ICMP echo, in process', () => {
 // ---- in namespaces, against the kernel's ping -----------------------------------
 
 const DIST = new URL('../dist/', import.meta.url);
-const HOST_ADDRESS = '198.51.100.1';
-const INTERNET_ADDRESS = '198.51.100.2';
-const HOST_ADDRESS6 = '2001:db8:100::1';
-const INTERNET_ADDRESS6 = '2001:db8:100::2';
 /** The sandbox's static v6 address (the gateway's `ipv6` defaults: fd00::/64, gateway fd00::2). */
 const SANDBOX_ADDRESS6 = 'fd00::100';
 
@@ -306,14 +303,7 @@ describe.skipIf(skip)('gateway ICMP echo in namespaces (root)', () => {
   beforeAll(async () => {
     host = await Netns.create('icmph');
     internet = await Netns.create('icmpi');
-    await host.exec('ip', ['link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'down0', 'netns', internet.name]);
-    await host.exec('ip', ['addr', 'add', `${HOST_ADDRESS}/24`, 'dev', 'up0']);
-    await host.exec('ip', ['link', 'set', 'up0', 'up']);
-    await internet.exec('ip', ['addr', 'add', `${INTERNET_ADDRESS}/24`, 'dev', 'down0']);
-    // nodad: usable at once (nothing else is on this link to collide with).
-    await host.exec('ip', ['-6', 'addr', 'add', `${HOST_ADDRESS6}/64`, 'dev', 'up0', 'nodad']);
-    await internet.exec('ip', ['-6', 'addr', 'add', `${INTERNET_ADDRESS6}/64`, 'dev', 'down0', 'nodad']);
-    await internet.exec('ip', ['link', 'set', 'down0', 'up']);
+    await linkHostToInternet(host, internet);
   });
 
   afterAll(async () => {

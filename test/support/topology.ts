@@ -43,6 +43,23 @@ export interface RunningGateway {
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * Joins `host` and `internet` by a veth pair (up0 in host, down0 in
+ * internet) with HOST_ADDRESS(6) and INTERNET_ADDRESS(6): the host
+ * namespace's only route outside itself. Deleting either namespace deletes
+ * the pair.
+ */
+export async function linkHostToInternet(host: Netns, internet: Netns): Promise<void> {
+  await host.exec('ip', ['link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'down0', 'netns', internet.name]);
+  await host.exec('ip', ['addr', 'add', `${HOST_ADDRESS}/24`, 'dev', 'up0']);
+  await internet.exec('ip', ['addr', 'add', `${INTERNET_ADDRESS}/24`, 'dev', 'down0']);
+  // nodad: usable at once (nothing else is on this link to collide with).
+  await host.exec('ip', ['-6', 'addr', 'add', `${HOST_ADDRESS6}/64`, 'dev', 'up0', 'nodad']);
+  await internet.exec('ip', ['-6', 'addr', 'add', `${INTERNET_ADDRESS6}/64`, 'dev', 'down0', 'nodad']);
+  await host.exec('ip', ['link', 'set', 'up0', 'up']);
+  await internet.exec('ip', ['link', 'set', 'down0', 'up']);
+}
+
 export class GatewayTopology {
   private constructor(
     readonly host: Netns,
@@ -65,17 +82,10 @@ export class GatewayTopology {
       const sandbox = await Netns.create('gws');
       made.push(sandbox);
       const topo = new GatewayTopology(host, internet, sandbox);
-      await host.exec('ip', ['link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'down0', 'netns', internet.name]);
-      await host.exec('ip', ['addr', 'add', `${HOST_ADDRESS}/24`, 'dev', 'up0']);
-      await host.exec('ip', ['link', 'set', 'up0', 'up']);
+      await linkHostToInternet(host, internet);
       await host.exec('ip', ['route', 'add', `${METADATA_ADDRESS}/32`, 'via', INTERNET_ADDRESS]);
-      await internet.exec('ip', ['addr', 'add', `${INTERNET_ADDRESS}/24`, 'dev', 'down0']);
       for (const extra of INTERNET_EXTRA) await internet.exec('ip', ['addr', 'add', `${extra}/24`, 'dev', 'down0']);
       await internet.exec('ip', ['addr', 'add', `${METADATA_ADDRESS}/32`, 'dev', 'lo']);
-      // nodad: usable at once (nothing else is on this link to collide with).
-      await host.exec('ip', ['-6', 'addr', 'add', `${HOST_ADDRESS6}/64`, 'dev', 'up0', 'nodad']);
-      await internet.exec('ip', ['-6', 'addr', 'add', `${INTERNET_ADDRESS6}/64`, 'dev', 'down0', 'nodad']);
-      await internet.exec('ip', ['link', 'set', 'down0', 'up']);
       // The host namespace's resolver: dnsmasq in the internet namespace.
       mkdirSync(`/etc/netns/${host.name}`, { recursive: true });
       writeFileSync(`/etc/netns/${host.name}/resolv.conf`, `nameserver ${INTERNET_ADDRESS}\noptions timeout:1 attempts:2\n`);
