@@ -169,6 +169,12 @@ static err_t gw_on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
   return tt_tcp_on_accept(arg, pcb, err);
 }
 
+/* Whether pcb is the connection of the segment being input (header th). */
+static int is_current_flow(const struct tcp_pcb *pcb, const struct tcp_hdr *th) {
+  return pcb->local_port == lwip_ntohs(th->dest) && pcb->remote_port == lwip_ntohs(th->src) &&
+         ip_addr_eq(&pcb->local_ip, ip_current_dest_addr()) && ip_addr_eq(&pcb->remote_ip, ip_current_src_addr());
+}
+
 static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr_t *addr) {
   LWIP_UNUSED_ARG(arg);
   LWIP_UNUSED_ARG(pcb);
@@ -204,8 +210,7 @@ static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
    * per flow for 60 s. On a sandbox's link old duplicates are not a risk. */
   uint32_t kept = 0;
   for (struct tcp_pcb *t = tcp_tw_pcbs; t != NULL; t = t->next) {
-    if (t->local_port == dport && t->remote_port == lwip_ntohs(th->src) &&
-        ip_addr_eq(&t->local_ip, ip_current_dest_addr()) && ip_addr_eq(&t->remote_ip, ip_current_src_addr())) {
+    if (is_current_flow(t, th)) {
       tcp_abort(t); /* TIME_WAIT: removed and freed, no RST */
       break;
     }
@@ -216,8 +221,7 @@ static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
   }
   /* A retransmitted SYN of an accepted flow belongs to lwIP. */
   for (struct tcp_pcb *a = tcp_active_pcbs; a != NULL; a = a->next) {
-    if (a->local_port == dport && a->remote_port == lwip_ntohs(th->src) &&
-        ip_addr_eq(&a->local_ip, ip_current_dest_addr()) && ip_addr_eq(&a->remote_ip, ip_current_src_addr())) return 0;
+    if (is_current_flow(a, th)) return 0;
   }
   addresses(lwip_ntohs(th->src), dport);
   tt_host_gw_tcp_syn(inp, p, &tt_sockaddrs[0], &tt_sockaddrs[1]);
