@@ -10,7 +10,7 @@
 //   OFFLOAD=0 for a TAP without checksum offload and TSO/GSO)
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
+import { bulkHttpServer } from './bulk-http-server.js';
 import { createGateway, openTap } from '../dist/index.js';
 
 const MTU = Number(process.env.MTU ?? 1500);
@@ -18,19 +18,7 @@ const SIZE = Number(process.env.SIZE_MIB ?? 256) * 1024 * 1024;
 const ns = `tcpip-ts-demo-${randomBytes(3).toString('hex')}`;
 const inNs = (...args) => execFileSync('ip', ['netns', 'exec', ns, ...args], { encoding: 'utf8' });
 
-const block = Buffer.alloc(1024 * 1024, 'tcpip-ts ');
-const app = http.createServer((req, res) => {
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': SIZE });
-  let sent = 0;
-  const pump = () => {
-    while (sent < SIZE) {
-      sent += block.length;
-      if (!res.write(block)) return res.once('drain', pump);
-    }
-    res.end();
-  };
-  pump();
-});
+const app = bulkHttpServer(SIZE);
 
 let gateway = null;
 function cleanup() {

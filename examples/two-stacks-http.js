@@ -2,6 +2,7 @@
 // with node:http, the other fetches a large body through it and prints the
 // transfer rate. Run with `npm start`.
 import http from 'node:http';
+import { bulkHttpServer } from './bulk-http-server.js';
 import { createCable, createStack } from '../dist/index.js';
 
 const MTU = Number(process.env.MTU ?? 65520);
@@ -13,19 +14,7 @@ const [serverLink, clientLink] = createCable({ mtu: MTU });
 server.addInterface({ link: serverLink, ipv4: '10.0.0.1/24' });
 client.addInterface({ link: clientLink, ipv4: '10.0.0.2/24' });
 
-const block = Buffer.alloc(1024 * 1024, 'tcpip-ts ');
-const app = http.createServer((req, res) => {
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': SIZE });
-  let sent = 0;
-  const pump = () => {
-    while (sent < SIZE) {
-      sent += block.length;
-      if (!res.write(block)) return res.once('drain', pump);
-    }
-    res.end();
-  };
-  pump();
-});
+const app = bulkHttpServer(SIZE);
 server.createServer((socket) => app.emit('connection', socket)).listen(80);
 
 const started = performance.now();
