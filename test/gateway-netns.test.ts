@@ -84,6 +84,36 @@ setTimeout(() => { console.log(JSON.stringify({ reply: null })); process.exit(0)
 
 const lastLine = (text: string) => text.trim().split('\n').at(-1)!;
 
+/**
+ * A script function: writeSampled(sock, done) writes 64 MiB of random data
+ * as fast as the kernel takes it (write until false, then 'drain'), notes
+ * how much it had taken 1.5 s and 2.5 s after the call, ends, and calls
+ * done({ total, at1500, at2500, sha256 }).
+ */
+const WRITE_SAMPLED = `
+function writeSampled(sock, done) {
+  const crypto = require('crypto');
+  const total = 64 << 20;
+  const block = crypto.randomBytes(256 << 10);
+  const h = crypto.createHash('sha256');
+  const samples = {};
+  let accepted = 0;
+  let queued = 0;
+  setTimeout(() => (samples.at1500 = accepted), 1500);
+  setTimeout(() => (samples.at2500 = accepted), 2500);
+  const pump = () => {
+    while (queued < total) {
+      h.update(block);
+      queued += block.length;
+      if (!sock.write(block, () => (accepted += block.length))) return sock.once('drain', pump);
+    }
+    sock.end(() => done({ total, ...samples, sha256: h.digest('hex') }));
+  };
+  pump();
+}`;
+
+interface SampledWrite { total: number; at1500: number; at2500: number; sha256: string }
+
 interface ConnectResult { ok: boolean; code?: string; ms: number }
 
 let topo: GatewayTopology;
@@ -346,33 +376,15 @@ describe.skipIf(skip)('tcpip-ts gateway in a closed world of namespaces (root)',
         c.on('end', () => c.end(JSON.stringify({ received: n, sha256: h.digest('hex') })));
       }).listen(9, '${INTERNET_ADDRESS}', () => console.log('listening'));
     `);
-    const result = await topo.nodeJson<{ total: number; at1500: number; at2500: number; sha256: string; reply: { received: number; sha256: string } }>(topo.sandbox, `
+    const result = await topo.nodeJson<SampledWrite & { reply: { received: number; sha256: string } }>(topo.sandbox, `
       const net = require('net');
-      const crypto = require('crypto');
-      const total = 64 << 20;
-      const block = crypto.randomBytes(256 << 10);
-      const h = crypto.createHash('sha256');
-      let accepted = 0; // bytes the sandbox's kernel took from us
+      ${WRITE_SAMPLED}
       const s = net.connect({ port: 9, host: '${INTERNET_ADDRESS}', allowHalfOpen: true });
-      const samples = {};
-      s.on('connect', () => {
-        const t0 = performance.now();
-        setTimeout(() => (samples.at1500 = accepted), 1500 - (performance.now() - t0));
-        setTimeout(() => (samples.at2500 = accepted), 2500 - (performance.now() - t0));
-        let queued = 0;
-        const pump = () => {
-          while (queued < total) {
-            h.update(block);
-            queued += block.length;
-            if (!s.write(block, () => (accepted += block.length))) return s.once('drain', pump);
-          }
-          s.end();
-        };
-        pump();
-      });
+      let written;
+      s.on('connect', () => writeSampled(s, (w) => (written = w))); // the sandbox's kernel takes what it can
       let reply = '';
       s.on('data', (d) => (reply += d));
-      s.on('end', () => { console.log(JSON.stringify({ total, ...samples, sha256: h.digest('hex'), reply: JSON.parse(reply) })); process.exit(0); });
+      s.on('end', () => { console.log(JSON.stringify({ ...written, reply: JSON.parse(reply) })); process.exit(0); });
       s.on('error', (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(0); });
     `);
     console.log(`slow server: the sandbox's kernel had taken ${(result.at1500 / 2 ** 20).toFixed(1)} MiB at 1.5 s, ${(result.at2500 / 2 ** 20).toFixed(1)} MiB at 2.5 s, of ${result.total / 2 ** 20} MiB`);
@@ -388,26 +400,9 @@ describe.skipIf(skip)('tcpip-ts gateway in a closed world of namespaces (root)',
     // Sends 64 MiB as fast as the kernel takes it; samples how much it took at 1.5 s and 2.5 s.
     const server = await nodeServer(topo.internet, `
       const net = require('net');
-      const crypto = require('crypto');
-      net.createServer((c) => {
-        const total = 64 << 20;
-        const block = crypto.randomBytes(256 << 10);
-        const h = crypto.createHash('sha256');
-        let accepted = 0;
-        const samples = {};
-        setTimeout(() => (samples.at1500 = accepted), 1500);
-        setTimeout(() => (samples.at2500 = accepted), 2500);
-        let queued = 0;
-        const pump = () => {
-          while (queued < total) {
-            h.update(block);
-            queued += block.length;
-            if (!c.write(block, () => (accepted += block.length))) return c.once('drain', pump);
-          }
-          c.end(() => console.log(JSON.stringify({ total, ...samples, sha256: h.digest('hex') })));
-        };
-        pump();
-      }).listen(10, '${INTERNET_ADDRESS}', () => console.log('listening'));
+      ${WRITE_SAMPLED}
+      net.createServer((c) => writeSampled(c, (w) => console.log(JSON.stringify(w))))
+        .listen(10, '${INTERNET_ADDRESS}', () => console.log('listening'));
     `);
     let serverOut = '';
     server.stdout!.on('data', (d: Buffer) => (serverOut += d));
@@ -425,7 +420,7 @@ describe.skipIf(skip)('tcpip-ts gateway in a closed world of namespaces (root)',
       s.on('error', (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(0); });
     `);
     await waitFor(() => /}\s*$/.test(serverOut), 10_000, 'the server\'s summary');
-    const sent = JSON.parse(lastLine(serverOut)) as { total: number; at1500: number; at2500: number; sha256: string };
+    const sent = JSON.parse(lastLine(serverOut)) as SampledWrite;
     console.log(`slow reader: the host side's kernel had taken ${(sent.at1500 / 2 ** 20).toFixed(1)} MiB at 1.5 s, ${(sent.at2500 / 2 ** 20).toFixed(1)} MiB at 2.5 s, of ${sent.total / 2 ** 20} MiB`);
     // Stalled while the sandbox does not read: the gateway stopped reading its host socket.
     expect(sent.at2500 - sent.at1500).toBeLessThan(1 << 20);
