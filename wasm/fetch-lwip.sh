@@ -12,8 +12,11 @@
 # The cache is $TCPIP_TS_CACHE (default ~/.cache/tcpip-ts).
 set -euo pipefail
 
-# Bump when apply_fixes changes, so cached trees are rebuilt.
-FIXES=4
+# Bump when apply_fixes changes, so cached trees are rebuilt. The cache key
+# also carries a hash of this script, so two branches that both bump FIXES
+# (or a forgotten bump) never share a tree patched differently.
+FIXES=5
+FIXES_KEY="$FIXES-$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-8)"
 
 LWIP_VERSION=2.2.1
 DEBIAN_SUITE=trixie
@@ -76,6 +79,36 @@ apply_fixes() {
   sed -i 's|^    for (; useg->next != NULL; useg = useg->next);$|    useg = pcb->tt_unacked_tail;\n    LWIP_ASSERT("tt_unacked_tail is the tail of unacked", useg != NULL \&\& useg->next == NULL);|' "$file"
   sed -i 's|^        useg = seg;$|&\n        pcb->tt_unacked_tail = useg;|' "$file"
   sed -i 's|^          useg = useg->next;$|&\n          pcb->tt_unacked_tail = useg;|' "$file"
+
+  # Ephemeral ports per RFC 6056 section 3.3.1 (Algorithm 1): each new port
+  # starts from a random point of the range (LWIP_RAND, a keyed generator:
+  # src/glue_random.c) and walks on from there past ports in use. lwIP
+  # counts up from one random start, so a peer that saw one port knows the
+  # next. The walk lwIP has after its label stays as it is.
+  file="$1/src/core/tcp.c"
+  expect_one "$file" '^again:$'
+  sed -i 's|^again:$|  tcp_port = TCP_ENSURE_LOCAL_PORT_RANGE(LWIP_RAND()); /* tcpip-ts: RFC 6056 Algorithm 1 */\n&|' "$file"
+  file="$1/src/core/udp.c"
+  expect_one "$file" '^again:$'
+  sed -i 's|^again:$|  udp_port = UDP_ENSURE_LOCAL_PORT_RANGE(LWIP_RAND()); /* tcpip-ts: RFC 6056 Algorithm 1 */\n&|' "$file"
+
+  # IPv4 identification: lwIP numbers every packet from one counter, which
+  # tells an off-path host how many packets the stack sends and lets it
+  # guess the ID of the next fragment (RFC 6274 section 3.5, RFC 7739).
+  # lwIP never sets DF, so any packet may be fragmented on the way: draw
+  # every ID at random. RFC 6864 section 4.1 asks that an ID not repeat for
+  # a source, destination and protocol within a datagram's lifetime; no
+  # 16-bit counter keeps that beyond 65,536 packets per lifetime either, and
+  # this stack sends that many in well under a second.
+  file="$1/src/core/ipv4/ip4.c"
+  expect_one "$file" '^    IPH_ID_SET(iphdr, lwip_htons(ip_id));$'
+  sed -i 's|^    IPH_ID_SET(iphdr, lwip_htons(ip_id));$|    ip_id = (u16_t)LWIP_RAND(); /* tcpip-ts: random IDs, RFC 7739 */\n&|' "$file"
+
+  # IPv6 fragment identification, the same (RFC 7739 section 5.1; the
+  # 32-bit ID makes a repeat within a reassembly lifetime negligible).
+  file="$1/src/core/ipv6/ip6_frag.c"
+  expect_one "$file" '^  identification++;$'
+  sed -i 's|^  identification++;$|  identification = LWIP_RAND(); /* tcpip-ts: random IDs, RFC 7739 */|' "$file"
 }
 
 # Fails unless exactly one line of file matches the sed pattern.
@@ -94,7 +127,7 @@ if [ -n "${LWIP_SRC:-}" ]; then
     log "LWIP_SRC=$LWIP_SRC does not look like an lwIP tree (no src/include/lwip/init.h)"
     exit 1
   fi
-  tree="$cache/lwip-local-$(realpath "$LWIP_SRC" | sha256sum | cut -c1-12)-fixes$FIXES"
+  tree="$cache/lwip-local-$(realpath "$LWIP_SRC" | sha256sum | cut -c1-12)-fixes$FIXES_KEY"
   if [ ! -f "$tree/.verified" ]; then
     rm -rf "$tree"
     mkdir -p "$cache"
@@ -106,7 +139,7 @@ if [ -n "${LWIP_SRC:-}" ]; then
   exit 0
 fi
 
-tree="$cache/lwip-$DEBIAN_VERSION-fixes$FIXES"
+tree="$cache/lwip-$DEBIAN_VERSION-fixes$FIXES_KEY"
 if [ -f "$tree/.verified" ]; then
   echo "$tree"
   exit 0

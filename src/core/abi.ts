@@ -14,7 +14,8 @@ type Handle = number;
 export interface WasmExports {
   memory: WebAssembly.Memory;
   __heap_base: WebAssembly.Global;
-  tt_init(arpMaxAgeSeconds: number): void;
+  /** seed: 32 bytes from the host's CSPRNG, keying ISNs and LWIP_RAND (wasm/src/glue_random.c). */
+  tt_init(arpMaxAgeSeconds: number, seed: Ptr): void;
   tt_sockaddr_scratch(): Ptr;
   tt_malloc(n: number): Ptr;
   tt_free(p: Ptr): void;
@@ -22,6 +23,7 @@ export interface WasmExports {
   tt_check_timeouts(): number;
   tt_debug_trap(): void;
   tt_debug_assert(): void;
+  tt_debug_siphash(key: Ptr, data: Ptr, len: number, out: Ptr): void;
   // interfaces
   tt_netif_add(medium: number, mtu: number, mac: Ptr): Handle;
   tt_netif_remove(netif: Handle): void;
@@ -97,8 +99,8 @@ export interface WasmExports {
 
 /** Parameter count of every exported function (checked by the contract test). */
 export const EXPORT_ARITY: { readonly [K in Exclude<keyof WasmExports, 'memory' | '__heap_base'>]: number } = {
-  tt_init: 1, tt_sockaddr_scratch: 0, tt_malloc: 1, tt_free: 1, tt_heap_used: 0, tt_check_timeouts: 0,
-  tt_debug_trap: 0, tt_debug_assert: 0,
+  tt_init: 2, tt_sockaddr_scratch: 0, tt_malloc: 1, tt_free: 1, tt_heap_used: 0, tt_check_timeouts: 0,
+  tt_debug_trap: 0, tt_debug_assert: 0, tt_debug_siphash: 4,
   tt_netif_add: 3, tt_netif_remove: 1, tt_netif_index: 1, tt_netif_set_up: 2, tt_netif_set_ip4: 4,
   tt_netif_add_ip6: 1, tt_netif_set_ip6_autoconfig: 2, tt_netif_dhcp_start: 1, tt_netif_dhcp_stop: 1,
   tt_netif_set_checksums: 2, tt_netif_set_offloads: 2, tt_netif_addresses: 2, tt_netif_counters: 2, tt_rx_alloc: 2, tt_rx_flush: 0,
@@ -119,8 +121,10 @@ export const EXPORT_ARITY: { readonly [K in Exclude<keyof WasmExports, 'memory' 
 
 /** What the module imports from the host (module "tcpip"). No import may throw. */
 export interface WasmImports {
+  /** The stack's clock in whole milliseconds (lwIP's sys_now). */
   now(): number;
-  random(): number;
+  /** The same clock in 4 µs ticks, modulo 2^32: RFC 6528's ISN timer. */
+  now_4us(): number;
   assert_failed(message: Ptr, line: number, file: Ptr): void;
   link_output(netif: Handle, frame: Ptr, len: number): void;
   netif_status(netif: Handle): void;
@@ -139,7 +143,7 @@ export interface WasmImports {
 }
 
 export const IMPORT_ARITY: { readonly [K in keyof WasmImports]: number } = {
-  now: 0, random: 0, assert_failed: 3, link_output: 3, netif_status: 1, tcp_accept: 2, tcp_connected: 1,
+  now: 0, now_4us: 0, assert_failed: 3, link_output: 3, netif_status: 1, tcp_accept: 2, tcp_connected: 1,
   tcp_recv: 3, tcp_fin: 1, tcp_sent: 2, tcp_error: 2, udp_recv: 4, raw_recv: 4, dns_found: 2,
   gw_tcp_syn: 4, gw_udp: 5, gw_icmp: 3,
 };

@@ -88,6 +88,8 @@ export class WasmSession {
   /** lwIP's sys_now() during the current outermost call: read once per call,
    * since lwIP asks many times per segment and the clock is not free. */
   #now = 0;
+  /** The clock's reading behind #now, unrounded (for now_4us). */
+  #clockMs = 0;
   #scratch = 0;
   #scratchSize = 0;
 
@@ -139,7 +141,10 @@ export class WasmSession {
    */
   run<T>(body: (x: WasmExports) => T): T {
     if (this.#failed || this.#closed) throw stackClosedError(this.#failed ?? undefined);
-    if (this.#depth === 0) this.#now = Math.floor(this.clock.now()) >>> 0;
+    if (this.#depth === 0) {
+      this.#clockMs = this.clock.now();
+      this.#now = Math.floor(this.#clockMs) >>> 0;
+    }
     this.#depth++;
     let result: T;
     let sleep = NO_TIMER;
@@ -372,11 +377,8 @@ export class WasmSession {
     };
     return {
       now: () => this.#now,
-      random: () => {
-        const v = new Uint32Array(1);
-        globalThis.crypto.getRandomValues(v);
-        return v[0]!;
-      },
+      // 250 ticks a millisecond; the clock may be fractional (realClock is).
+      now_4us: () => Math.floor(this.#clockMs * 250) >>> 0,
       assert_failed: guard(undefined, (message: number, line: number, file: number) => {
         this.#assertMessage = `lwIP assertion "${this.readCString(message)}" failed at ${this.readCString(file)}:${line}`;
       }),

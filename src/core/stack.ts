@@ -167,7 +167,20 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     const servers = dnsServers.map((s, i) => parseIp(String(s)) ?? (() => { throw invalidOption(`dnsServers[${i}]`, 'an IP address', s); })());
     this.clock = clock;
     this.session = new WasmSession(module ?? getModule(), clock, this);
-    this.session.run((x) => x.tt_init(arpMaxAge));
+    // The stack's secrets (ISN key, LWIP_RAND key: wasm/src/glue_random.c)
+    // come from the host's CSPRNG once, here; the copy in wasm memory that
+    // carried them in is wiped.
+    const seed = new Uint8Array(32);
+    globalThis.crypto.getRandomValues(seed);
+    this.session.run((x) => {
+      const p = x.tt_malloc(seed.length);
+      if (p === 0) throw Object.assign(new Error('out of memory in stack'), { code: 'ENOMEM' });
+      this.session.u8.set(seed, p);
+      x.tt_init(arpMaxAge, p);
+      this.session.u8.fill(0, p, p + seed.length);
+      x.tt_free(p);
+    });
+    seed.fill(0);
     this.forwarding = forwarding;
     servers.forEach((ip, i) => this.#setDnsServer(i, ip));
     const ident = new Uint16Array(1);

@@ -6,6 +6,7 @@ struct netif;
 struct pbuf;
 struct ip4_addr;
 struct ip6_addr;
+struct ip_addr;
 
 struct netif *tt_hook_ip4_route(const struct ip4_addr *src, const struct ip4_addr *dest);
 const struct ip4_addr *tt_hook_ip4_gateway(struct netif *netif, const struct ip4_addr *dest);
@@ -13,6 +14,9 @@ int tt_hook_ip4_canforward(struct pbuf *p, unsigned int dest_hostorder);
 struct netif *tt_hook_ip6_route(const struct ip6_addr *src, const struct ip6_addr *dest);
 const struct ip6_addr *tt_hook_ip6_gateway(struct netif *netif, const struct ip6_addr *dest);
 int tt_hook_ip6_input(struct pbuf *p, struct netif *inp);
+/* RFC 6528 initial sequence numbers (src/glue_random.c). */
+unsigned int tt_hook_tcp_isn(const struct ip_addr *local_ip, unsigned short local_port,
+                             const struct ip_addr *remote_ip, unsigned short remote_port);
 /* Added to ip4_input_accept by wasm/fetch-lwip.sh: gateway-mode interfaces
  * accept unicast packets for any address (src/glue_gateway.c). */
 int tt_hook_ip4_accept(struct netif *netif);

@@ -169,6 +169,11 @@ extern unsigned short tt_arp_max_age;
 #define DNS_TABLE_SIZE                  32
 #define DNS_MAX_NAME_LENGTH             256
 #define DNS_MAX_REQUESTS                32
+/* Random query IDs, a random source port per request (DNS_MAX_SOURCE_PORTS
+ * defaults to DNS_MAX_REQUESTS), one query per name outstanding: RFC 5452
+ * against off-path cache poisoning. lwIP's default, stated because it
+ * matters; the randomness is LWIP_RAND (arch/cc.h). */
+#define LWIP_DNS_SECURE                 (LWIP_DNS_SECURE_RAND_XID | LWIP_DNS_SECURE_NO_MULTIPLE_OUTSTANDING | LWIP_DNS_SECURE_RAND_SRC_PORT)
 #define LWIP_DNS_SUPPORT_MDNS_QUERIES   0
 #define DNS_LOCAL_HOSTLIST              0
 
@@ -213,6 +218,10 @@ extern unsigned short tt_arp_max_age;
 #define LWIP_HOOK_IP6_ROUTE(src, dest)          tt_hook_ip6_route((src), (dest))
 #define LWIP_HOOK_ND6_GET_GW(netif, dest)       tt_hook_ip6_gateway((netif), (dest))
 #define LWIP_HOOK_IP6_INPUT(p, inp)             tt_hook_ip6_input((p), (inp))
+/* RFC 6528: a keyed hash of the 4-tuple plus a 4 us clock (glue_random.c);
+ * lwIP's own ISN is a counter shared by every stack. */
+#define LWIP_HOOK_TCP_ISN(local_ip, local_port, remote_ip, remote_port) \
+  tt_hook_tcp_isn((local_ip), (local_port), (remote_ip), (remote_port))
 
 #define LWIP_PROVIDE_ERRNO              0
 #define LWIP_ERRNO_STDINCLUDE           0

@@ -34,6 +34,8 @@ extern struct tt_sockaddr tt_sockaddrs[3];
 
 /* ---- imports: every one is wrapped on the host side so it never throws ---- */
 TT_IMPORT(now) uint32_t tt_host_now(void);
+/* The same clock in 4 microsecond ticks, for RFC 6528's ISN timer M. */
+TT_IMPORT(now_4us) uint32_t tt_host_now_4us(void);
 TT_IMPORT(assert_failed) void tt_host_assert(const char *message, int line, const char *file);
 TT_IMPORT(link_output) void tt_host_link_output(struct netif *netif, const void *frame, uint32_t len);
 TT_IMPORT(netif_status) void tt_host_netif_status(struct netif *netif);
@@ -51,6 +53,9 @@ TT_IMPORT(dns_found) void tt_host_dns_found(uint32_t id, const struct tt_sockadd
  * scratch buffer so the host always sees one contiguous (pointer, length). */
 typedef void (*tt_flat_fn)(const void *data, uint32_t len, void *arg);
 int tt_with_flat(struct pbuf *p, tt_flat_fn fn, void *arg);
+
+/* Keys the ISN function and LWIP_RAND's generator (glue_random.c). */
+void tt_random_seed(const uint8_t seed[32]);
 
 /* Milliseconds until the next lwIP timer with work to do (glue_timers.c). */
 uint32_t tt_timeouts_sleeptime(void);

@@ -67,8 +67,11 @@ int tt_with_flat(struct pbuf *p, tt_flat_fn fn, void *arg) {
   return 1;
 }
 
-TT_EXPORT(tt_init) void tt_init(uint32_t arp_max_age_seconds) {
+/* seed: 32 bytes from the host's CSPRNG (see glue_random.c); the host wipes
+ * them after the call. */
+TT_EXPORT(tt_init) void tt_init(uint32_t arp_max_age_seconds, const uint8_t *seed) {
   tt_arp_max_age = (unsigned short)(arp_max_age_seconds > 65535 ? 65535 : arp_max_age_seconds);
+  tt_random_seed(seed);
   lwip_init();
 }
 

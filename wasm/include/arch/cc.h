@@ -25,9 +25,11 @@ void tt_assert_failed(const char *message, int line, const char *file) __attribu
 /* Diagnostics are compiled out: a parser never logs (see STYLE.md). */
 #define LWIP_PLATFORM_DIAG(x) do { } while (0)
 
-/* lwIP's LWIP_RAND: the host's CSPRNG (ISNs, ephemeral ports, DNS ids). */
-unsigned int tt_random(void) __attribute__((import_module("tcpip"), import_name("random")));
-#define LWIP_RAND() ((u32_t)tt_random())
+/* lwIP's LWIP_RAND: a generator inside the instance keyed from the host's
+ * CSPRNG at creation (src/glue_random.c): ephemeral ports, IPv4 and IPv6
+ * fragment IDs, DNS query IDs and ports, DHCP xids. */
+unsigned int tt_rand32(void);
+#define LWIP_RAND() ((u32_t)tt_rand32())
 
 /* Byte swaps as single instructions instead of lwIP's out-of-line helpers
  * (they showed up at ~2% of a bulk-transfer profile). */
