@@ -226,6 +226,37 @@ describe('ephemeral ports (RFC 6056)', () => {
     expect(Math.max(...ports) - Math.min(...ports)).toBeGreaterThan(16384);
   });
 
+  it('random TCP ports still use the whole range: 32,768 connections in TIME_WAIT, then ENOBUFS', async () => {
+    const { a, b } = tappedPair();
+    const server = b.createServer((s) => {
+      s.on('error', () => undefined);
+      s.resume();
+      s.on('end', () => s.end());
+    });
+    server.listen(80);
+    await once(server, 'listening');
+    // The client closes first, so each of its ports stays in TIME_WAIT (60 s).
+    const ports = new Set<number>();
+    let failure: { code?: string } | null = null;
+    for (let i = 0; i <= 32768 && !failure; i++) {
+      const sock = a.connect(80, B4);
+      sock.resume();
+      try {
+        await once(sock, 'connect');
+      } catch (err) {
+        failure = err as { code?: string };
+        break;
+      }
+      ports.add(sock.localPort!);
+      sock.end();
+      await once(sock, 'close');
+    }
+    expect(ports.size).toBe(32768);
+    expect(Math.min(...ports)).toBe(32768);
+    expect(Math.max(...ports)).toBe(65535);
+    expect(failure?.code).toBe('ENOBUFS');
+  });
+
   it('UDP ports are random per socket, not sequential', async () => {
     const { a, packets } = tappedPair();
     for (let i = 0; i < 100; i++) {

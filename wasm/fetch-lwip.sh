@@ -84,10 +84,16 @@ apply_fixes() {
   # starts from a random point of the range (LWIP_RAND, a keyed generator:
   # src/glue_random.c) and walks on from there past ports in use. lwIP
   # counts up from one random start, so a peer that saw one port knows the
-  # next. The walk lwIP has after its label stays as it is.
+  # next. TCP's choice moves to src/glue_tcp.c (tt_tcp_new_port), which
+  # finds a free port in one pass over the PCB lists however many are taken;
+  # lwIP's body stays behind the new return, unreached. (Its walk also
+  # increments before testing for the end of the range: from 65535 the u16
+  # wraps to port 0, which tcp_connect reports as ENOBUFS.) UDP keeps lwIP's
+  # walk from a random start: a stack has few UDP PCBs.
   file="$1/src/core/tcp.c"
-  expect_one "$file" '^again:$'
-  sed -i 's|^again:$|  tcp_port = TCP_ENSURE_LOCAL_PORT_RANGE(LWIP_RAND()); /* tcpip-ts: RFC 6056 Algorithm 1 */\n&|' "$file"
+  expect_one "$file" '^tcp_new_port(void)$'
+  sed -i '/^tcp_new_port(void)$/{n;s|^{$|{\n  return tt_tcp_new_port(); /* tcpip-ts: RFC 6056, src/glue_tcp.c */|}' "$file"
+  expect_one "$file" 'return tt_tcp_new_port();'
   file="$1/src/core/udp.c"
   expect_one "$file" '^again:$'
   sed -i 's|^again:$|  udp_port = UDP_ENSURE_LOCAL_PORT_RANGE(LWIP_RAND()); /* tcpip-ts: RFC 6056 Algorithm 1 */\n&|' "$file"

@@ -17,6 +17,8 @@ int tt_hook_ip6_input(struct pbuf *p, struct netif *inp);
 /* RFC 6528 initial sequence numbers (src/glue_random.c). */
 unsigned int tt_hook_tcp_isn(const struct ip_addr *local_ip, unsigned short local_port,
                              const struct ip_addr *remote_ip, unsigned short remote_port);
+/* lwIP's tcp_new_port calls this (fetch-lwip.sh): RFC 6056 ports (src/glue_tcp.c). */
+unsigned short tt_tcp_new_port(void);
 /* Added to ip4_input_accept by wasm/fetch-lwip.sh: gateway-mode interfaces
  * accept unicast packets for any address (src/glue_gateway.c). */
 int tt_hook_ip4_accept(struct netif *netif);
