@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createCable, createStack, ManualClock, type Stack, type StackOptions } from '../src/index.js';
 import { TcpFlags } from '../src/wire/tcp.js';
 import { IpProtocol } from '../src/wire/ipv4.js';
+import { DnsForwarder, type UpstreamResolver } from '../src/gateway/dns-server.js';
 import { probeLink, tap, type TappedPacket } from './support/wiretap.js';
 
 const A4 = '10.0.0.1';
@@ -374,6 +375,69 @@ describe("the gateway's upstream resolver (node:dns, c-ares)", () => {
       expect(new Set(seen.map((q) => q.port)).size).toBeGreaterThan(17);
     } finally {
       server.close();
+    }
+  });
+});
+
+describe("the gateway's DNS forwarder", () => {
+  /** A loopback DNS server that answers NXDOMAIN after 100 ms, so lookups overlap; records each query's ID and port. */
+  async function slowUpstream() {
+    const server = createDgram('udp4');
+    const seen: { id: number; port: number }[] = [];
+    server.on('message', (msg, rinfo) => {
+      seen.push({ id: msg.readUInt16BE(0), port: rinfo.port });
+      const reply = Buffer.from(msg);
+      reply[2] = 0x81;
+      reply[3] = 0x83;
+      setTimeout(() => server.send(reply, rinfo.port, rinfo.address), 100);
+    });
+    await new Promise<void>((r) => server.bind(0, '127.0.0.1', () => r()));
+    return { server, seen, address: `127.0.0.1:${server.address().port}` };
+  }
+
+  async function askConcurrently(resolver: UpstreamResolver | (() => UpstreamResolver)): Promise<void> {
+    const gw = stack();
+    const client = stack({ dnsServers: [B4] });
+    const [la, lb] = createCable({ medium: 'ip' });
+    client.addInterface({ link: la, ipv4: `${A4}/24` });
+    gw.addInterface({ link: lb, ipv4: `${B4}/24` });
+    const forwarder = new DnsForwarder({ stack: gw, address: B4, resolver, cnames: false });
+    await forwarder.listen();
+    try {
+      await Promise.all(Array.from({ length: 20 }, (_, i) =>
+        expect(client.resolve(`name${i}.test`)).rejects.toMatchObject({ code: 'ENOTFOUND' })));
+    } finally {
+      await forwarder.close();
+    }
+  }
+
+  it('asks concurrent upstream lookups from a socket each (a resolver per lookup, as by default)', async () => {
+    const up = await slowUpstream();
+    try {
+      await askConcurrently(() => {
+        const r = new dnsPromises.Resolver({ timeout: 2000, tries: 1 });
+        r.setServers([up.address]);
+        return r;
+      });
+      expect(up.seen.length).toBe(20);
+      expect(new Set(up.seen.map((q) => q.port)).size).toBe(20);
+      expect(new Set(up.seen.map((q) => q.id)).size).toBeGreaterThan(17);
+    } finally {
+      up.server.close();
+    }
+  });
+
+  it('(why: one shared c-ares Resolver sends concurrent lookups from one port)', async () => {
+    const up = await slowUpstream();
+    const shared = new dnsPromises.Resolver({ timeout: 2000, tries: 1 });
+    shared.setServers([up.address]);
+    try {
+      await askConcurrently(shared);
+      expect(up.seen.length).toBe(20);
+      expect(new Set(up.seen.map((q) => q.port)).size).toBeLessThan(4);
+    } finally {
+      shared.cancel();
+      up.server.close();
     }
   });
 });

@@ -65,8 +65,13 @@ export interface DnsForwarderOptions {
   address?: string | string[];
   /** Default 53. */
   port?: number;
-  /** Default: `new dns.promises.Resolver({ timeout: 2000, tries: 2 })`, the host's servers. */
-  resolver?: UpstreamResolver;
+  /**
+   * The upstream: a resolver, or a function that makes one for each upstream
+   * lookup (each its own sockets, so concurrent lookups do not share a
+   * source port). Default: a new `dns.promises.Resolver({ timeout: 2000,
+   * tries: 2 })` per lookup, the host's servers.
+   */
+  resolver?: UpstreamResolver | (() => UpstreamResolver);
   /** Told the addresses of every answer (an EgressPolicy). */
   policy?: LearningPolicy;
   /** Static records: name → addresses (IPv4 for A, IPv6 for AAAA), answered with TTL `hostsTtl`. */
@@ -167,8 +172,11 @@ export class DnsForwarder extends EventEmitter {
   readonly stack: Stack;
   readonly port: number;
   readonly addresses: readonly string[];
-  #resolver: UpstreamResolver;
-  #ownResolver: boolean;
+  /** Gives the resolver for one upstream lookup. */
+  #resolverFor: () => UpstreamResolver;
+  /** Resolvers made for lookups still in flight (cancelled on close). */
+  #madeResolvers = new Set<UpstreamResolver>();
+  #canCname: boolean;
   #policy: LearningPolicy | undefined;
   #hosts = new Map<string, { v4: string[]; v6: string[] }>();
   #hostsTtl: number;
@@ -210,16 +218,31 @@ export class DnsForwarder extends EventEmitter {
     const port = options.port ?? 53;
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidOption('port', 'an integer from 1 to 65535', options.port);
     this.port = port;
-    if (options.resolver !== undefined) {
-      const r = options.resolver;
-      if (r === null || typeof r !== 'object' || typeof r.resolve4 !== 'function' || typeof r.resolve6 !== 'function') {
-        throw invalidOption('resolver', 'an object with resolve4 and resolve6 (a dns.promises.Resolver)', r);
-      }
-      this.#resolver = r;
-      this.#ownResolver = false;
+    // c-ares sends the queries of one Resolver that are in flight together
+    // from one socket: a sandbox that has the forwarder ask its own name
+    // server learns the port a concurrent lookup of another name uses, and
+    // a forged answer then needs only the 16-bit ID (RFC 5452 section 9.2).
+    // A Resolver per lookup (about 50 us to make) gives each its own
+    // socket, on a port the kernel picks at random.
+    const given = options.resolver ?? (() => new dnsPromises.Resolver({ timeout: 2000, tries: 2 }));
+    const isResolver = (r: unknown): r is UpstreamResolver =>
+      r !== null && typeof r === 'object' && typeof (r as UpstreamResolver).resolve4 === 'function' && typeof (r as UpstreamResolver).resolve6 === 'function';
+    if (typeof given === 'function') {
+      const sample = given();
+      if (!isResolver(sample)) throw invalidOption('resolver', 'a function returning an object with resolve4 and resolve6', given);
+      this.#canCname = typeof sample.resolveCname === 'function';
+      sample.cancel?.();
+      this.#resolverFor = () => {
+        const r = given();
+        this.#madeResolvers.add(r);
+        return r;
+      };
     } else {
-      this.#resolver = new dnsPromises.Resolver({ timeout: 2000, tries: 2 });
-      this.#ownResolver = true;
+      if (!isResolver(given)) {
+        throw invalidOption('resolver', 'an object with resolve4 and resolve6 (a dns.promises.Resolver), or a function returning one', given);
+      }
+      this.#canCname = typeof given.resolveCname === 'function';
+      this.#resolverFor = () => given;
     }
     if (options.policy !== undefined && (options.policy === null || typeof options.policy.learn !== 'function')) {
       throw invalidOption('policy', 'an object with learn() (an EgressPolicy)', options.policy);
@@ -322,7 +345,8 @@ export class DnsForwarder extends EventEmitter {
       if (s.listening) closing.push(new Promise((r) => s.close(() => r())));
     }
     this.#cache.clear();
-    if (this.#ownResolver) this.#resolver.cancel?.();
+    for (const r of this.#madeResolvers) r.cancel?.();
+    this.#madeResolvers.clear();
     await Promise.all(closing);
   }
 
@@ -354,7 +378,7 @@ export class DnsForwarder extends EventEmitter {
 
     let lookup: Lookup;
     let source: DnsAnswerEvent['source'] = 'none';
-    const supported = q.type === DnsType.A || q.type === DnsType.AAAA || (q.type === DnsType.CNAME && this.#cnames && !!this.#resolver.resolveCname);
+    const supported = q.type === DnsType.A || q.type === DnsType.AAAA || (q.type === DnsType.CNAME && this.#cnames && this.#canCname);
     if (msg.opcode !== 0 || q.class !== DnsClass.IN || !supported) {
       lookup = { rcode: DnsRcode.NotImp, answers: [], names: [], addresses: [], authoritative: false };
     } else {
@@ -461,8 +485,9 @@ export class DnsForwarder extends EventEmitter {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(Object.assign(new Error('upstream timeout'), { code: 'ETIMEOUT' })), this.#timeout);
     });
+    const resolver = this.#resolverFor();
     try {
-      return await Promise.race([this.#ask(name, type), deadline]);
+      return await Promise.race([this.#ask(resolver, name, type), deadline]);
     } catch (err) {
       const code = (err as { code?: unknown } | null)?.code;
       const base = { answers: [], names: [], addresses: [], authoritative: false };
@@ -471,11 +496,11 @@ export class DnsForwarder extends EventEmitter {
       return { rcode: DnsRcode.ServFail, ...base };
     } finally {
       clearTimeout(timer);
+      if (this.#madeResolvers.delete(resolver)) resolver.cancel?.();
     }
   }
 
-  async #ask(name: string, type: number): Promise<Lookup> {
-    const r = this.#resolver;
+  async #ask(r: UpstreamResolver, name: string, type: number): Promise<Lookup> {
     if (type === DnsType.CNAME) {
       const targets = await r.resolveCname!(name);
       // node:dns gives no TTL for CNAMEs; the negative TTL keeps them short-lived.
@@ -488,7 +513,7 @@ export class DnsForwarder extends EventEmitter {
       };
     }
     const records = type === DnsType.A ? r.resolve4(name, { ttl: true }) : r.resolve6(name, { ttl: true });
-    const chain = this.#cnames && r.resolveCname ? this.#chain(name) : Promise.resolve([]);
+    const chain = this.#cnames && r.resolveCname ? this.#chain(r, name) : Promise.resolve([]);
     const [found, targets] = await Promise.all([records, chain]);
     const ttl = found.reduce((m, a) => Math.min(m, a.ttl), Infinity);
     const answers: Lookup['answers'] = [];
@@ -508,14 +533,14 @@ export class DnsForwarder extends EventEmitter {
   }
 
   /** The CNAME chain from `name`; empty when there is none or it cannot be read. */
-  async #chain(name: string): Promise<string[]> {
+  async #chain(r: UpstreamResolver, name: string): Promise<string[]> {
     const out: string[] = [];
     const seen = new Set([canonicalName(name)]);
     let current = name;
     for (let hop = 0; hop < MAX_CNAME_HOPS; hop++) {
       let targets: string[];
       try {
-        targets = await this.#resolver.resolveCname!(current);
+        targets = await r.resolveCname!(current);
       } catch (err) {
         const code = (err as { code?: unknown } | null)?.code;
         // The end of the chain; anything else makes the chain untrustworthy.

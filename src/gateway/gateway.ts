@@ -74,8 +74,8 @@ export interface GatewayOptions {
   stack?: StackOptions;
   /** The egress policy, or options to build one (default: allow all but link-local and the host's own addresses). */
   policy?: EgressPolicy | EgressPolicyOptions;
-  /** Upstream resolver for the DNS at `dns` (default: node:dns with the host's servers). */
-  resolver?: UpstreamResolver;
+  /** Upstream resolver for the DNS at `dns`, or a function making one per lookup (default: a node:dns Resolver per lookup, the host's servers). */
+  resolver?: UpstreamResolver | (() => UpstreamResolver);
   /** Static DNS records served at `dns`. */
   hosts?: Record<string, string[]>;
   /**
