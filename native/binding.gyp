@@ -5,6 +5,7 @@
       "sources": [
         "src/addon.c",
         "src/util.c",
+        "src/napi_class.c",
         "src/frame_device.c",
         "src/vnet.c",
         "src/unix_dgram.c"
