@@ -34,7 +34,9 @@
  * opening any host file or loading code after the call (import() of a
  * module not yet loaded, a new addon), child processes (execve is denied),
  * anything that reads /proc (process.memoryUsage(), os.cpus()); a changed
- * /etc/resolv.conf on the host is not seen.
+ * /etc/resolv.conf on the host is not seen. Each thread now has its own
+ * working directory (all start at the new root): process.chdir() after the
+ * call moves the calling thread's only.
  */
 import { readFileSync } from 'node:fs';
 import { invalidOption } from '../core/errors.js';
