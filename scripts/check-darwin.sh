@@ -21,7 +21,7 @@ fi
 # Only node_api.h and what it includes, so Linux's own uv.h and libc there are never picked up.
 api=$(mktemp -d)
 trap 'rm -rf "$api"' EXIT
-cp "$napi"/node_api.h "$napi"/node_api_types.h "$napi"/js_native_api.h "$napi"/js_native_api_types.h "$api"/
+cp "$napi"/node_api*.h "$napi"/js_native_api*.h "$api"/
 # The files built on macOS (binding.gyp's 'mac' sources and the shared ones
 # vmnet_darwin.c relies on); the POSIX device files are checked by the Linux build.
 sources=(native/src/vmnet_darwin.c native/src/napi_class.c native/src/addon.c native/src/util.c)
