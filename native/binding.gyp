@@ -5,6 +5,7 @@
       "sources": [
         "src/addon.c",
         "src/util.c",
+        "src/napi_class.c",
         "src/frame_device.c",
         "src/vnet.c",
         "src/unix_dgram.c"
@@ -13,7 +14,7 @@
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
       "conditions": [
         ["OS=='linux'", {
-          "sources": ["src/tap_linux.c", "src/ping_socket.c"]
+          "sources": ["src/tap_linux.c", "src/ping_socket.c", "src/confine_linux.c"]
         }],
         ["OS=='mac'", {
           "sources": ["src/vmnet_darwin.c"],

@@ -15,6 +15,7 @@ export {
 export { StreamLink, type StreamLinkOptions, type StreamLinkCounters } from './node/stream-link.js';
 export { pcapFile } from './node/pcap.js';
 export { loadNative } from './node/native.js';
+export { confine } from './node/confine.js';
 export {
   Gateway, createGateway, parseForward, type GatewayOptions, type GatewayMetrics, type FlowInfo, type Forward, type ForwardOptions,
 } from './gateway/gateway.js';

@@ -3,6 +3,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -602,5 +603,91 @@ describe('native addon: loading and argument checks', () => {
       device.close();
       other.close();
     }
+  });
+});
+
+describe('native addon: the class helper (native/src/napi_class.c) every class is built on', () => {
+  const requireRaw = createRequire(import.meta.url);
+  // The raw addon, below the TypeScript checks: what the helper itself promises.
+  const raw = requireRaw(NATIVE_BUILD_PATH) as Record<string, any>;
+  const classes = ['FrameDevice', 'PingSocket'].filter((name) => raw[name]);
+
+  it('gives every class close, ref, unref and stats, as methods of its prototype', () => {
+    for (const name of classes) {
+      const own = Object.getOwnPropertyNames(raw[name].prototype);
+      expect(own).toEqual(expect.arrayContaining(['constructor', 'close', 'ref', 'unref', 'stats']));
+    }
+  });
+
+  it('a wrong `this` is a TypeError, never a crash, and leaves the real object working', () => {
+    const { fds } = raw.openUnixDgramPair();
+    const a = new raw.FrameDevice(fds[0], 8, 2048, () => {}, () => {});
+    const b = new raw.FrameDevice(fds[1], 8, 2048, () => {}, () => {});
+    try {
+      for (const name of classes) {
+        const proto = raw[name].prototype;
+        const wrong = name === 'FrameDevice' ? [{}, Object.create(proto), 42, undefined] : [{}, Object.create(proto), a];
+        for (const method of Object.getOwnPropertyNames(proto).filter((m) => m !== 'constructor')) {
+          for (const self of wrong) {
+            let thrown: unknown;
+            try {
+              proto[method].call(self, new Uint8Array(8), new Uint32Array(1), 0);
+            } catch (err) {
+              thrown = err;
+            }
+            expect(thrown, `${name}.prototype.${method} on ${String(self)}`).toBeInstanceOf(TypeError);
+            // V8 refuses most receivers itself (the class's methods carry its
+            // signature: "Illegal invocation"); the helper's type-tag check
+            // (ERR_INVALID_THIS) backs that up for anything V8 lets through.
+            expect((thrown as Error).message).toMatch(new RegExp(`^(Illegal invocation|Value of "this" must be a ${name})$`));
+          }
+        }
+        expect(() => raw[name](4, 8, 2048, () => {}, () => {})).toThrow(
+          expect.objectContaining({ name: 'TypeError', code: 'ERR_CONSTRUCT_CALL_REQUIRED' }),
+        );
+      }
+      // PingSocket's close() on a FrameDevice was refused: the device still sends.
+      expect(a.write(new Uint8Array(10), new Uint32Array([10]), 1)).toBe(1);
+      expect(a.stats()).toMatchObject({ txFrames: 1, txBytes: 10 });
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  itDevice('a worker that exits with a ping socket and a device still open has them closed by the cleanup hook', async () => {
+    // Ping sockets need net.ipv4.ping_group_range, a per-namespace sysctl: the
+    // child runs in a network namespace of its own (unshare -n), so the host's stays as it is.
+    const script = `
+      require('node:fs').writeFileSync('/proc/sys/net/ipv4/ping_group_range', '0 2147483647');
+      require('node:child_process').execFileSync('ip', ['link', 'set', 'lo', 'up']);
+      const { Worker } = require('node:worker_threads');
+      const body = (ending) => \`
+        const addon = require(${JSON.stringify(NATIVE_BUILD_PATH)});
+        const open = [new addon.PingSocket(4, 8, 2048, () => {}, () => {}), new addon.PingSocket(6, 8, 2048, () => {}, () => {})];
+        const { fds } = addon.openUnixDgramPair();
+        for (const fd of fds) { const d = new addon.FrameDevice(fd, 8, 2048, () => {}, () => {}); d.start(); open.push(d); }
+        open[0].send(new Uint8Array([8, 0, 0, 0, 0, 0, 0, 1]), 0x7f000001);
+        require('node:worker_threads').parentPort.postMessage('ready');
+        if (\${JSON.stringify(ending)} === 'exit') setTimeout(() => process.exit(0), 20);
+      \`;
+      (async () => {
+        for (const ending of ['exit', 'terminate']) {
+          const w = new Worker(body(ending), { eval: true });
+          const exited = new Promise((r) => w.once('exit', r));
+          await new Promise((r, j) => { w.once('message', r); w.once('error', j); });
+          if (ending === 'terminate') await w.terminate();
+          await exited;
+        }
+        // The fds the workers opened are gone: only the main thread's remain.
+        console.log(JSON.stringify({ ok: true, sockets: require('node:fs').readdirSync('/proc/self/fd').length }));
+      })().catch((err) => { console.error(err); process.exit(1); });
+    `;
+    const { stdout: before } = await run('unshare', ['-n', process.execPath, '-e', 'console.log(JSON.stringify({ sockets: require("node:fs").readdirSync("/proc/self/fd").length }))']);
+    const { stdout } = await run('unshare', ['-n', process.execPath, '-e', script], { timeout: 10_000 });
+    const result = JSON.parse(stdout);
+    expect(result.ok).toBe(true);
+    // Workers add a few fds of their own (message ports, an eventfd); the 4 device fds per worker must not stay.
+    expect(result.sockets).toBeLessThan(JSON.parse(before).sockets + 8);
   });
 });

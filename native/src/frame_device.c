@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "addon.h"
 #include "util.h"
 #include "vnet.h"
 
@@ -23,34 +24,25 @@
 #define TX_QUEUE_BYTES ((size_t)64 << 20)
 #define RX_AREA_MAX ((size_t)1 << 30)
 
-static const napi_type_tag DEVICE_TAG = {0x7463706970747301ULL, 0x4672616d65446576ULL};
-
 typedef struct tx_frame {
   uint8_t *data;
   uint32_t len;
 } tx_frame;
 
 typedef struct device {
-  napi_env env;
-  napi_ref self; /* weak while idle; strong while polling or an error is pending */
-  bool self_strong;
+  nc_object base; /* held while polling or an error is pending */
   napi_ref rx_buffer_ab, rx_lengths_ab; /* strong: keep rx/rx_len (owned by them) alive */
-  napi_async_context async;
   uv_poll_t poll;
   uv_timer_t timer; /* delivers an error raised inside write() on a later turn */
   int handles_open;
-  /* Lets environment teardown (a worker ending) wait for our handles to close. */
-  napi_async_cleanup_hook_handle cleanup;
   int fd;
   int events; /* what poll is started with */
-  bool started, failed, closed, unreffed, error_reported;
+  bool started, failed, closed, error_reported;
   /* An unconnected datagram socket (openUnixDgram without a peer): the first
    * sender with an address becomes the peer, as gvproxy does for vfkit. */
   bool learn_peer;
   /* startInPlace(): readable events call onFrames(0) and JS reads with readInto(). */
   bool in_place;
-  bool teardown;  /* the environment is going: no more N-API calls */
-  bool finalized; /* the wrapper's finalizer ran: the last close callback frees */
   int deferred_err;
   const char *deferred_syscall;
 
@@ -78,13 +70,7 @@ static void on_poll(uv_poll_t *h, int status, int events);
 /* ---- lifetime ---------------------------------------------------------- */
 
 static void set_active(device *d) {
-  if (d->teardown) return;
-  bool want = !d->closed && !d->finalized && (d->events != 0 || d->deferred_err != 0);
-  if (want == d->self_strong) return;
-  uint32_t n;
-  if (want) napi_reference_ref(d->env, d->self, &n);
-  else napi_reference_unref(d->env, d->self, &n);
-  d->self_strong = want;
+  nc_hold(&d->base, !d->closed && (d->events != 0 || d->deferred_err != 0));
 }
 
 static int update_poll(device *d) {
@@ -113,15 +99,13 @@ static void free_queue(device *d) {
 static void on_handle_closed(uv_handle_t *h) {
   device *d = h->data;
   if (--d->handles_open > 0) return;
-  if (d->cleanup) {
-    napi_remove_async_cleanup_hook(d->cleanup);
-    d->cleanup = NULL;
-  }
-  if (d->finalized) free(d);
+  nc_teardown_done(&d->base);
+  if (d->base.finalized) free(d); /* the last close callback frees */
 }
 
 /* Stops everything without calling JS; safe from a finalizer. */
-static void shut(device *d) {
+static void shut(nc_object *o) {
+  device *d = (device *)o;
   if (d->closed) return;
   d->closed = true;
   d->tx_dropped += d->q_count; /* queued, now never sent */
@@ -135,23 +119,23 @@ static void shut(device *d) {
   set_active(d);
 }
 
-/* Environment teardown with the device still open: close it; Node waits
- * until on_handle_closed removes the hook. */
-static void on_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
-  device *d = arg;
-  d->teardown = true;
-  shut(d); /* a no-op if close() ran and its handles are still closing */
-}
-
-static void finalize(napi_env env, void *data, void *hint) {
-  device *d = data;
-  d->finalized = true; /* no reference counting from here on */
-  shut(d);
-  napi_delete_reference(env, d->self);
+static void release(napi_env env, nc_object *o) {
+  device *d = (device *)o;
   napi_delete_reference(env, d->rx_buffer_ab);
   napi_delete_reference(env, d->rx_lengths_ab);
-  napi_async_destroy(env, d->async);
   if (d->handles_open == 0) free(d);
+}
+
+static void apply_ref(nc_object *o) {
+  device *d = (device *)o;
+  if (d->closed) return;
+  if (o->unreffed) {
+    uv_unref((uv_handle_t *)&d->poll);
+    uv_unref((uv_handle_t *)&d->timer);
+  } else {
+    uv_ref((uv_handle_t *)&d->poll);
+    uv_ref((uv_handle_t *)&d->timer);
+  }
 }
 
 static void free_area(napi_env env, void *data, void *hint) {
@@ -188,19 +172,16 @@ static bool fatal_errno(int err) {
 }
 
 static void deliver_error(device *d, napi_value error) {
-  napi_value self, fn;
-  if (error && napi_get_reference_value(d->env, d->self, &self) == napi_ok && self &&
-      get_hidden(d->env, self, addon_get_state(d->env)->sym_on_error, &fn))
-    call_js(d->env, d->async, self, fn, 1, &error);
+  if (error) nc_emit(&d->base, NC_ON_ERROR, 1, &error, false);
 }
 
 static void deliver_sys_error(device *d, int err, const char *syscall) {
   napi_handle_scope scope;
-  if (napi_open_handle_scope(d->env, &scope) != napi_ok) return;
+  if (napi_open_handle_scope(d->base.env, &scope) != napi_ok) return;
   char what[96];
   snprintf(what, sizeof what, "FrameDevice: %s on fd %d failed", syscall, d->fd);
-  deliver_error(d, make_sys_error(d->env, err, syscall, what));
-  napi_close_handle_scope(d->env, scope);
+  deliver_error(d, make_sys_error(d->base.env, err, syscall, what));
+  napi_close_handle_scope(d->base.env, scope);
 }
 
 /* A fatal error: stop polling, give up queued frames, tell JS once. Called
@@ -240,11 +221,12 @@ static void on_timer(uv_timer_t *t) {
 static bool rx_attached(device *d) {
   napi_value ab;
   bool detached = true;
-  if (napi_get_reference_value(d->env, d->rx_buffer_ab, &ab) != napi_ok || !ab ||
-      napi_is_detached_arraybuffer(d->env, ab, &detached) != napi_ok || detached)
+  napi_env env = d->base.env;
+  if (napi_get_reference_value(env, d->rx_buffer_ab, &ab) != napi_ok || !ab ||
+      napi_is_detached_arraybuffer(env, ab, &detached) != napi_ok || detached)
     return false;
-  if (napi_get_reference_value(d->env, d->rx_lengths_ab, &ab) != napi_ok || !ab ||
-      napi_is_detached_arraybuffer(d->env, ab, &detached) != napi_ok || detached)
+  if (napi_get_reference_value(env, d->rx_lengths_ab, &ab) != napi_ok || !ab ||
+      napi_is_detached_arraybuffer(env, ab, &detached) != napi_ok || detached)
     return false;
   return true;
 }
@@ -303,7 +285,7 @@ static uint32_t read_frames(device *d, uint8_t *base, const uint32_t *offsets, u
 }
 
 static void receive(device *d) {
-  napi_env env = d->env;
+  napi_env env = d->base.env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   if (!rx_attached(d)) {
@@ -321,11 +303,8 @@ static void receive(device *d) {
   /* In place: the JS side reads with readInto(); only say frames wait. */
   uint32_t n = d->in_place ? 0 : read_frames(d, d->rx, NULL, d->slot_size, d->rx_len, d->slots, &err);
   if (n > 0 || d->in_place) {
-    napi_value self, fn, count;
-    if (napi_get_reference_value(env, d->self, &self) == napi_ok && self &&
-        get_hidden(env, self, addon_get_state(env)->sym_on_frames, &fn) &&
-        napi_create_uint32(env, n, &count) == napi_ok)
-      call_js(env, d->async, self, fn, 1, &count);
+    napi_value count;
+    if (napi_create_uint32(env, n, &count) == napi_ok) nc_emit(&d->base, NC_ON_FRAMES, 1, &count, false);
   }
   napi_close_handle_scope(env, scope);
   if (err) fail(d, err, "read", true);
@@ -440,22 +419,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 /* ---- JS methods -------------------------------------------------------- */
 
 static device *unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
-  napi_value self;
-  bool ok = false;
-  device *d = NULL;
-  if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok) return NULL;
-  if (napi_check_object_type_tag(env, self, &DEVICE_TAG, &ok) != napi_ok || !ok ||
-      napi_unwrap(env, self, (void **)&d) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_THIS", "Value of \"this\" must be a FrameDevice");
-    return NULL;
-  }
-  return d;
-}
-
-static napi_value undefined(napi_env env) {
-  napi_value u = NULL;
-  napi_get_undefined(env, &u);
-  return u;
+  return nc_this(env, info, &frame_device_class, argc, argv);
 }
 
 static napi_value js_start(napi_env env, napi_callback_info info) {
@@ -473,7 +437,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     throw_sys_error(env, -rc, "uv_poll_start", "FrameDevice: cannot poll its fd");
     return NULL;
   }
-  return undefined(env);
+  return nc_undefined(env);
 }
 
 static napi_value js_stop(napi_env env, napi_callback_info info) {
@@ -482,7 +446,7 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   if (!d) return NULL;
   d->started = false;
   if (!d->closed) update_poll(d);
-  return undefined(env);
+  return nc_undefined(env);
 }
 
 /* write(buffer, lengths, count) -> frames sent or queued */
@@ -546,54 +510,19 @@ out:
   return result;
 }
 
-static napi_value js_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  device *d = unwrap_this(env, info, &argc, NULL);
-  if (!d) return NULL;
-  napi_value o;
-  NAPI_CALL(env, napi_create_object(env, &o));
-  if (!set_double(env, o, "rxFrames", (double)d->rx_frames) || !set_double(env, o, "rxBytes", (double)d->rx_bytes) ||
-      !set_double(env, o, "rxTruncated", (double)d->rx_truncated) ||
-      !set_double(env, o, "rxErrors", (double)d->rx_errors) || !set_double(env, o, "txFrames", (double)d->tx_frames) ||
-      !set_double(env, o, "txBytes", (double)d->tx_bytes) || !set_double(env, o, "txQueued", (double)d->q_count) ||
-      !set_double(env, o, "txDropped", (double)d->tx_dropped) || !set_double(env, o, "txErrors", (double)d->tx_errors) ||
-      !set_double(env, o, "rxGso", (double)d->rx_gso) || !set_double(env, o, "rxBadOffload", (double)d->rx_bad_offload) ||
-      !set_double(env, o, "txGso", (double)d->tx_gso) || !set_double(env, o, "txBadOffload", (double)d->tx_bad_offload))
-    return NULL;
-  return o;
-}
-
-static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  device *d = unwrap_this(env, info, &argc, NULL);
-  if (!d) return NULL;
-  shut(d);
-  return undefined(env);
-}
-
-static napi_value set_ref(napi_env env, napi_callback_info info, bool ref) {
-  size_t argc = 0;
-  device *d = unwrap_this(env, info, &argc, NULL);
-  if (!d) return NULL;
-  d->unreffed = !ref;
-  if (!d->closed) {
-    if (ref) {
-      uv_ref((uv_handle_t *)&d->poll);
-      uv_ref((uv_handle_t *)&d->timer);
-    } else {
-      uv_unref((uv_handle_t *)&d->poll);
-      uv_unref((uv_handle_t *)&d->timer);
-    }
-  }
-  return undefined(env);
-}
-
-static napi_value js_ref(napi_env env, napi_callback_info info) {
-  return set_ref(env, info, true);
-}
-
-static napi_value js_unref(napi_env env, napi_callback_info info) {
-  return set_ref(env, info, false);
+static size_t stats(nc_object *o, nc_stat *out) {
+  device *d = (device *)o;
+  nc_stat s[] = {
+      {"rxFrames", (double)d->rx_frames},   {"rxBytes", (double)d->rx_bytes},
+      {"rxTruncated", (double)d->rx_truncated}, {"rxErrors", (double)d->rx_errors},
+      {"txFrames", (double)d->tx_frames},   {"txBytes", (double)d->tx_bytes},
+      {"txQueued", (double)d->q_count},     {"txDropped", (double)d->tx_dropped},
+      {"txErrors", (double)d->tx_errors},   {"rxGso", (double)d->rx_gso},
+      {"rxBadOffload", (double)d->rx_bad_offload}, {"txGso", (double)d->tx_gso},
+      {"txBadOffload", (double)d->tx_bad_offload},
+  };
+  memcpy(out, s, sizeof s);
+  return sizeof s / sizeof s[0];
 }
 
 /* new FrameDevice(fd, rxSlots, slotSize, onFrames, onError, offload?) where
@@ -602,13 +531,8 @@ static napi_value js_unref(napi_env env, napi_callback_info info) {
  * caller's. */
 static napi_value js_new(napi_env env, napi_callback_info info) {
   size_t argc = 6;
-  napi_value argv[6], self, new_target;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
-  NAPI_CALL(env, napi_get_new_target(env, info, &new_target));
-  if (!new_target) {
-    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "Class constructor FrameDevice cannot be invoked without 'new'");
-    return NULL;
-  }
+  napi_value argv[6], self;
+  if (!nc_construct_info(env, info, &frame_device_class, &argc, argv, &self)) return NULL;
   uint32_t fd, slots, slot_size;
   if (argc < 5) {
     napi_throw_type_error(env, "ERR_MISSING_ARGS", "new FrameDevice(fd, rxSlots, slotSize, onFrames, onError) takes five arguments");
@@ -652,7 +576,6 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "FrameDevice: cannot allocate the receive area");
     return NULL;
   }
-  d->env = env;
   d->fd = (int)fd;
   d->learn_peer = is_unconnected_dgram((int)fd);
   d->slots = slots;
@@ -679,14 +602,13 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
     throw_napi_failure(env, "creating rxLengths");
     return NULL;
   }
-  addon_state *st = addon_get_state(env);
   napi_property_descriptor props[] = {
       {"rxBuffer", NULL, NULL, NULL, NULL, rx_ab, napi_enumerable, NULL},
       {"rxLengths", NULL, NULL, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_create_typedarray(env, napi_uint32_array, slots, len_ab, 0, &lengths) != napi_ok ||
       (props[1].value = lengths, napi_define_properties(env, self, 2, props)) != napi_ok ||
-      !set_hidden(env, self, st->sym_on_frames, argv[3]) || !set_hidden(env, self, st->sym_on_error, argv[4]) ||
+      !nc_set_callbacks(env, self, argv[3], argv[4]) ||
       napi_create_reference(env, rx_ab, 1, &d->rx_buffer_ab) != napi_ok ||
       napi_create_reference(env, len_ab, 1, &d->rx_lengths_ab) != napi_ok) {
     if (d->rx_buffer_ab) napi_delete_reference(env, d->rx_buffer_ab);
@@ -709,25 +631,16 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
   d->poll.data = d->timer.data = d;
   d->handles_open = 2;
 
-  napi_value resource, name;
-  if (napi_wrap(env, self, d, finalize, NULL, NULL) != napi_ok) {
+  if (!nc_wrap(env, self, &d->base, &frame_device_class)) {
     napi_delete_reference(env, d->rx_buffer_ab);
     napi_delete_reference(env, d->rx_lengths_ab);
-    d->finalized = true;
-    d->closed = true; /* the fd stays the caller's */
+    d->base.finalized = true; /* on_handle_closed frees d */
+    d->closed = true;         /* the fd stays the caller's */
     uv_close((uv_handle_t *)&d->poll, on_handle_closed);
     uv_close((uv_handle_t *)&d->timer, on_handle_closed);
-    throw_napi_failure(env, "napi_wrap");
     return NULL;
   }
-  /* From here on the finalizer owns d and the fd. */
-  NAPI_CALL(env, napi_add_async_cleanup_hook(env, on_teardown, d, &d->cleanup));
-  NAPI_CALL(env, napi_type_tag_object(env, self, &DEVICE_TAG));
-  NAPI_CALL(env, napi_create_reference(env, self, 0, &d->self));
-  /* A separate resource object: async contexts hold theirs strongly. */
-  NAPI_CALL(env, napi_create_object(env, &resource));
-  NAPI_CALL(env, napi_create_string_utf8(env, "tcpip.FrameDevice", NAPI_AUTO_LENGTH, &name));
-  NAPI_CALL(env, napi_async_init(env, resource, name, &d->async));
+  /* From here on the wrapper owns d and the fd. */
   return self;
 }
 
@@ -775,21 +688,22 @@ static napi_value js_read_into(napi_env env, napi_callback_info info) {
   return result;
 }
 
-napi_value frame_device_init(napi_env env, napi_value exports) {
-  napi_property_descriptor methods[] = {
-      {"start", NULL, js_start, NULL, NULL, NULL, napi_default_method, NULL},
-      {"startInPlace", NULL, js_start_in_place, NULL, NULL, NULL, napi_default_method, NULL},
-      {"readInto", NULL, js_read_into, NULL, NULL, NULL, napi_default_method, NULL},
-      {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default_method, NULL},
-      {"write", NULL, js_write, NULL, NULL, NULL, napi_default_method, NULL},
-      {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default_method, NULL},
-      {"close", NULL, js_close, NULL, NULL, NULL, napi_default_method, NULL},
-      {"ref", NULL, js_ref, NULL, NULL, NULL, napi_default_method, NULL},
-      {"unref", NULL, js_unref, NULL, NULL, NULL, napi_default_method, NULL},
-  };
-  napi_value cls;
-  NAPI_CALL(env, napi_define_class(env, "FrameDevice", NAPI_AUTO_LENGTH, js_new, NULL,
-                                   sizeof methods / sizeof methods[0], methods, &cls));
-  NAPI_CALL(env, napi_set_named_property(env, exports, "FrameDevice", cls));
-  return exports;
-}
+static const napi_property_descriptor methods[] = {
+    {"start", NULL, js_start, NULL, NULL, NULL, napi_default_method, NULL},
+    {"startInPlace", NULL, js_start_in_place, NULL, NULL, NULL, napi_default_method, NULL},
+    {"readInto", NULL, js_read_into, NULL, NULL, NULL, napi_default_method, NULL},
+    {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default_method, NULL},
+    {"write", NULL, js_write, NULL, NULL, NULL, napi_default_method, NULL},
+};
+
+const nc_class frame_device_class = {
+    .name = "FrameDevice",
+    .tag = {0x7463706970747301ULL, 0x4672616d65446576ULL},
+    .construct = js_new,
+    .methods = methods,
+    .n_methods = sizeof methods / sizeof methods[0],
+    .shut = shut,
+    .apply_ref = apply_ref,
+    .stats = stats,
+    .release = release,
+};

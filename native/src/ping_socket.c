@@ -24,24 +24,19 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "addon.h"
 #include "util.h"
 
 #define RX_AREA_MAX ((size_t)64 << 20)
 
-static const napi_type_tag PING_TAG = {0x7463706970747302ULL, 0x50696e67536f636bULL};
-
 typedef struct ping_socket {
-  napi_env env;
-  napi_ref self; /* strong while open: replies may still arrive */
-  bool self_strong;
+  nc_object base; /* held while open: replies may still arrive */
   napi_ref rx_buffer_ab, rx_lengths_ab, rx_addresses_ab;
-  napi_async_context async;
   uv_poll_t poll;
   bool handle_open;
-  napi_async_cleanup_hook_handle cleanup;
   int fd;
   int family; /* AF_INET or AF_INET6 */
-  bool closed, failed, teardown, finalized;
+  bool closed, failed;
 
   uint8_t *rx;
   uint32_t *rx_len;
@@ -56,50 +51,37 @@ typedef struct ping_socket {
 
 /* ---- lifetime ---------------------------------------------------------- */
 
-static void set_strong(ping_socket *s, bool want) {
-  if (s->teardown || s->finalized || want == s->self_strong) return;
-  uint32_t n;
-  if (want) napi_reference_ref(s->env, s->self, &n);
-  else napi_reference_unref(s->env, s->self, &n);
-  s->self_strong = want;
-}
-
 static void on_handle_closed(uv_handle_t *h) {
   ping_socket *s = h->data;
   s->handle_open = false;
-  if (s->cleanup) {
-    napi_remove_async_cleanup_hook(s->cleanup);
-    s->cleanup = NULL;
-  }
-  if (s->finalized) free(s);
+  nc_teardown_done(&s->base);
+  if (s->base.finalized) free(s);
 }
 
 /* Stops polling and closes the fd without calling JS; safe from a finalizer. */
-static void shut(ping_socket *s) {
+static void shut(nc_object *o) {
+  ping_socket *s = (ping_socket *)o;
   if (s->closed) return;
   s->closed = true;
   uv_close((uv_handle_t *)&s->poll, on_handle_closed); /* before the fd goes */
   close(s->fd);
   s->fd = -1;
-  set_strong(s, false);
+  nc_hold(&s->base, false);
 }
 
-static void on_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
-  ping_socket *s = arg;
-  s->teardown = true;
-  shut(s);
-}
-
-static void finalize(napi_env env, void *data, void *hint) {
-  ping_socket *s = data;
-  s->finalized = true;
-  shut(s);
-  napi_delete_reference(env, s->self);
+static void release(napi_env env, nc_object *o) {
+  ping_socket *s = (ping_socket *)o;
   napi_delete_reference(env, s->rx_buffer_ab);
   napi_delete_reference(env, s->rx_lengths_ab);
   napi_delete_reference(env, s->rx_addresses_ab);
-  napi_async_destroy(env, s->async);
   if (!s->handle_open) free(s);
+}
+
+static void apply_ref(nc_object *o) {
+  ping_socket *s = (ping_socket *)o;
+  if (s->closed) return;
+  if (o->unreffed) uv_unref((uv_handle_t *)&s->poll);
+  else uv_ref((uv_handle_t *)&s->poll);
 }
 
 static void free_area(napi_env env, void *data, void *hint) {
@@ -108,19 +90,13 @@ static void free_area(napi_env env, void *data, void *hint) {
 
 /* ---- receive ----------------------------------------------------------- */
 
-static void call_hidden(ping_socket *s, napi_ref sym, size_t argc, napi_value *argv) {
-  napi_value self, fn;
-  if (napi_get_reference_value(s->env, s->self, &self) == napi_ok && self && get_hidden(s->env, self, sym, &fn))
-    call_js(s->env, s->async, self, fn, argc, argv);
-}
-
 static bool rx_attached(ping_socket *s) {
   napi_ref refs[] = {s->rx_buffer_ab, s->rx_lengths_ab, s->rx_addresses_ab};
   for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
     napi_value ab;
     bool detached = true;
-    if (napi_get_reference_value(s->env, refs[i], &ab) != napi_ok || !ab ||
-        napi_is_detached_arraybuffer(s->env, ab, &detached) != napi_ok || detached)
+    if (napi_get_reference_value(s->base.env, refs[i], &ab) != napi_ok || !ab ||
+        napi_is_detached_arraybuffer(s->base.env, ab, &detached) != napi_ok || detached)
       return false;
   }
   return true;
@@ -129,8 +105,8 @@ static bool rx_attached(ping_socket *s) {
 static void fail(ping_socket *s, napi_value error) {
   s->failed = true;
   uv_poll_stop(&s->poll);
-  if (error) call_hidden(s, addon_get_state(s->env)->sym_on_error, 1, &error);
-  if (!s->closed) set_strong(s, false);
+  if (error) nc_emit(&s->base, NC_ON_ERROR, 1, &error, false);
+  if (!s->closed) nc_hold(&s->base, false);
 }
 
 static void receive(ping_socket *s) {
@@ -165,46 +141,32 @@ static void receive(ping_socket *s) {
   }
   if (n == 0) return;
   napi_value count;
-  if (napi_create_uint32(s->env, n, &count) == napi_ok) call_hidden(s, addon_get_state(s->env)->sym_on_frames, 1, &count);
+  if (napi_create_uint32(s->base.env, n, &count) == napi_ok) nc_emit(&s->base, NC_ON_FRAMES, 1, &count, false);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
   ping_socket *s = h->data;
   if (s->closed || s->failed) return;
+  napi_env env = s->base.env;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(s->env, &scope) != napi_ok) return;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   if (status < 0) { /* POLLERR; libuv has stopped the handle */
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0) err = -status;
-    fail(s, make_sys_error(s->env, err, "poll", "PingSocket: the socket failed"));
+    fail(s, make_sys_error(env, err, "poll", "PingSocket: the socket failed"));
   } else if (!rx_attached(s)) {
-    fail(s, make_coded_error(s->env, "ERR_INVALID_STATE", "PingSocket: a receive area was detached; receiving stopped"));
+    fail(s, make_coded_error(env, "ERR_INVALID_STATE", "PingSocket: a receive area was detached; receiving stopped"));
   } else if (events & UV_READABLE) {
     receive(s);
   }
-  napi_close_handle_scope(s->env, scope);
+  napi_close_handle_scope(env, scope);
 }
 
 /* ---- JS methods -------------------------------------------------------- */
 
 static ping_socket *unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
-  napi_value self;
-  bool ok = false;
-  ping_socket *s = NULL;
-  if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok) return NULL;
-  if (napi_check_object_type_tag(env, self, &PING_TAG, &ok) != napi_ok || !ok ||
-      napi_unwrap(env, self, (void **)&s) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_THIS", "Value of \"this\" must be a PingSocket");
-    return NULL;
-  }
-  return s;
-}
-
-static napi_value undefined(napi_env env) {
-  napi_value u = NULL;
-  napi_get_undefined(env, &u);
-  return u;
+  return nc_this(env, info, &ping_socket_class, argc, argv);
 }
 
 /* send(message: Uint8Array, address) -> true when sent, false when the
@@ -276,45 +238,16 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value js_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  ping_socket *s = unwrap_this(env, info, &argc, NULL);
-  if (!s) return NULL;
-  napi_value o;
-  NAPI_CALL(env, napi_create_object(env, &o));
-  if (!set_double(env, o, "rxMessages", (double)s->rx_messages) || !set_double(env, o, "rxBytes", (double)s->rx_bytes) ||
-      !set_double(env, o, "rxTruncated", (double)s->rx_truncated) || !set_double(env, o, "rxErrors", (double)s->rx_errors) ||
-      !set_double(env, o, "txMessages", (double)s->tx_messages) || !set_double(env, o, "txBytes", (double)s->tx_bytes) ||
-      !set_double(env, o, "txDropped", (double)s->tx_dropped) || !set_double(env, o, "txErrors", (double)s->tx_errors))
-    return NULL;
-  return o;
-}
-
-static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  ping_socket *s = unwrap_this(env, info, &argc, NULL);
-  if (!s) return NULL;
-  shut(s);
-  return undefined(env);
-}
-
-static napi_value set_ref(napi_env env, napi_callback_info info, bool ref) {
-  size_t argc = 0;
-  ping_socket *s = unwrap_this(env, info, &argc, NULL);
-  if (!s) return NULL;
-  if (!s->closed) {
-    if (ref) uv_ref((uv_handle_t *)&s->poll);
-    else uv_unref((uv_handle_t *)&s->poll);
-  }
-  return undefined(env);
-}
-
-static napi_value js_ref(napi_env env, napi_callback_info info) {
-  return set_ref(env, info, true);
-}
-
-static napi_value js_unref(napi_env env, napi_callback_info info) {
-  return set_ref(env, info, false);
+static size_t stats(nc_object *o, nc_stat *out) {
+  ping_socket *s = (ping_socket *)o;
+  nc_stat st[] = {
+      {"rxMessages", (double)s->rx_messages}, {"rxBytes", (double)s->rx_bytes},
+      {"rxTruncated", (double)s->rx_truncated}, {"rxErrors", (double)s->rx_errors},
+      {"txMessages", (double)s->tx_messages}, {"txBytes", (double)s->tx_bytes},
+      {"txDropped", (double)s->tx_dropped}, {"txErrors", (double)s->tx_errors},
+  };
+  memcpy(out, st, sizeof st);
+  return sizeof st / sizeof st[0];
 }
 
 /* A receive area owned by an ArrayBuffer (freed with it, so a JS reference
@@ -331,13 +264,8 @@ static bool make_area(napi_env env, void *data, size_t len, napi_value *ab, napi
  * socket (family 4 or 6) and polls it until close(). */
 static napi_value js_new(napi_env env, napi_callback_info info) {
   size_t argc = 5;
-  napi_value argv[5], self, new_target;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
-  NAPI_CALL(env, napi_get_new_target(env, info, &new_target));
-  if (!new_target) {
-    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "Class constructor PingSocket cannot be invoked without 'new'");
-    return NULL;
-  }
+  napi_value argv[5], self;
+  if (!nc_construct_info(env, info, &ping_socket_class, &argc, argv, &self)) return NULL;
   if (argc < 5) {
     napi_throw_type_error(env, "ERR_MISSING_ARGS", "new PingSocket(family, rxSlots, slotSize, onMessages, onError) takes five arguments");
     return NULL;
@@ -364,7 +292,6 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "PingSocket: out of memory");
     return NULL;
   }
-  s->env = env;
   s->slots = slots;
   s->slot_size = slot_size;
   s->fd = -1;
@@ -384,7 +311,6 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
     areas = make_area(env, s->rx_len, (size_t)slots * sizeof(uint32_t), &len_ab, &s->rx_lengths_ab) && areas;
     areas = make_area(env, s->rx_addr, (size_t)slots * addr_size, &addr_ab, &s->rx_addresses_ab) && areas;
   }
-  addon_state *st = addon_get_state(env);
   napi_property_descriptor props[] = {
       {"rxBuffer", NULL, NULL, NULL, NULL, rx_ab, napi_enumerable, NULL},
       {"rxLengths", NULL, NULL, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -394,7 +320,7 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
       (family == 6 ? napi_create_typedarray(env, napi_uint8_array, (size_t)slots * 16, addr_ab, 0, &addresses)
                    : napi_create_typedarray(env, napi_uint32_array, slots, addr_ab, 0, &addresses)) != napi_ok ||
       (props[1].value = lengths, props[2].value = addresses, napi_define_properties(env, self, 3, props)) != napi_ok ||
-      !set_hidden(env, self, st->sym_on_frames, argv[3]) || !set_hidden(env, self, st->sym_on_error, argv[4])) {
+      !nc_set_callbacks(env, self, argv[3], argv[4])) {
     if (s->rx_buffer_ab) napi_delete_reference(env, s->rx_buffer_ab);
     if (s->rx_lengths_ab) napi_delete_reference(env, s->rx_lengths_ab);
     if (s->rx_addresses_ab) napi_delete_reference(env, s->rx_addresses_ab);
@@ -421,46 +347,39 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
   }
   s->poll.data = s;
   s->handle_open = true;
-  if (napi_wrap(env, self, s, finalize, NULL, NULL) != napi_ok) {
+  if (!nc_wrap(env, self, &s->base, &ping_socket_class)) {
     napi_delete_reference(env, s->rx_buffer_ab);
     napi_delete_reference(env, s->rx_lengths_ab);
     napi_delete_reference(env, s->rx_addresses_ab);
-    s->finalized = true;
-    shut(s); /* frees s once the handle has closed */
-    throw_napi_failure(env, "napi_wrap");
+    s->base.finalized = true;
+    shut(&s->base); /* frees s once the handle has closed */
     return NULL;
   }
-  /* From here on the finalizer owns s and the fd. */
-  napi_value resource, name;
-  NAPI_CALL(env, napi_add_async_cleanup_hook(env, on_teardown, s, &s->cleanup));
-  NAPI_CALL(env, napi_type_tag_object(env, self, &PING_TAG));
-  NAPI_CALL(env, napi_create_reference(env, self, 0, &s->self));
-  NAPI_CALL(env, napi_create_object(env, &resource));
-  NAPI_CALL(env, napi_create_string_utf8(env, "tcpip.PingSocket", NAPI_AUTO_LENGTH, &name));
-  NAPI_CALL(env, napi_async_init(env, resource, name, &s->async));
+  /* From here on the wrapper owns s and the fd. */
   rc = uv_poll_start(&s->poll, UV_READABLE, on_poll);
   if (rc != 0) {
-    shut(s);
+    shut(&s->base);
     throw_sys_error(env, -rc, "uv_poll_start", "PingSocket: cannot poll its socket");
     return NULL;
   }
-  set_strong(s, true);
+  nc_hold(&s->base, true);
   return self;
 }
 
-napi_value ping_socket_init(napi_env env, napi_value exports) {
-  napi_property_descriptor methods[] = {
-      {"send", NULL, js_send, NULL, NULL, NULL, napi_default_method, NULL},
-      {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default_method, NULL},
-      {"close", NULL, js_close, NULL, NULL, NULL, napi_default_method, NULL},
-      {"ref", NULL, js_ref, NULL, NULL, NULL, napi_default_method, NULL},
-      {"unref", NULL, js_unref, NULL, NULL, NULL, napi_default_method, NULL},
-  };
-  napi_value cls;
-  NAPI_CALL(env, napi_define_class(env, "PingSocket", NAPI_AUTO_LENGTH, js_new, NULL,
-                                   sizeof methods / sizeof methods[0], methods, &cls));
-  NAPI_CALL(env, napi_set_named_property(env, exports, "PingSocket", cls));
-  return exports;
-}
+static const napi_property_descriptor methods[] = {
+    {"send", NULL, js_send, NULL, NULL, NULL, napi_default_method, NULL},
+};
+
+const nc_class ping_socket_class = {
+    .name = "PingSocket",
+    .tag = {0x7463706970747302ULL, 0x50696e67536f636bULL},
+    .construct = js_new,
+    .methods = methods,
+    .n_methods = sizeof methods / sizeof methods[0],
+    .shut = shut,
+    .apply_ref = apply_ref,
+    .stats = stats,
+    .release = release,
+};
 
 #endif /* __linux__ */

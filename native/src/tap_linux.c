@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "addon.h"
 #include "util.h"
 
 typedef struct tap_request {

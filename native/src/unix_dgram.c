@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "addon.h"
 #include "util.h"
 
 /* Deep socket buffers absorb bursts (a TCP window's worth of frames) while

@@ -1,4 +1,4 @@
-/* Helpers shared by the addon's C files: errors, argument access, per-env state. */
+/* Helpers shared by the addon's C files: errors, argument access, calls into JS. */
 #ifndef TCPIP_NATIVE_UTIL_H
 #define TCPIP_NATIVE_UTIL_H
 
@@ -6,14 +6,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <node_api.h>
-
-/* Per-environment state (one per main thread or worker). */
-typedef struct addon_state {
-  napi_ref sym_on_frames; /* symbol-keyed properties hold the callbacks, so a */
-  napi_ref sym_on_error;  /* device's callbacks never root the device itself  */
-} addon_state;
-
-addon_state *addon_get_state(napi_env env);
 
 /* Bail out of a napi_callback on a failed napi call. An exception may already
  * be pending (napi's own); if not, throw one naming the call. */
@@ -68,16 +60,5 @@ bool call_js_in_scope(napi_env env, napi_value recv, napi_value fn, size_t argc,
 /* Symbol-keyed hidden properties. */
 bool set_hidden(napi_env env, napi_value obj, napi_ref sym, napi_value value);
 bool get_hidden(napi_env env, napi_value obj, napi_ref sym, napi_value *out);
-
-/* Registration entry points of the other files. */
-napi_value frame_device_init(napi_env env, napi_value exports);
-napi_value unix_dgram_init(napi_env env, napi_value exports);
-#ifdef __linux__
-napi_value tap_init(napi_env env, napi_value exports);
-napi_value ping_socket_init(napi_env env, napi_value exports);
-#endif
-#ifdef __APPLE__
-napi_value vmnet_init(napi_env env, napi_value exports);
-#endif
 
 #endif

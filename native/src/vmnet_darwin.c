@@ -23,13 +23,12 @@
 #include <vmnet/vmnet.h>
 #include <xpc/xpc.h>
 
+#include "addon.h"
 #include "util.h"
 
 /* Apple documents at most 200 packets and 256 KiB per vmnet_read/vmnet_write. */
 #define VMNET_BATCH 200
 #define VMNET_BATCH_BYTES ((size_t)256 << 10)
-
-static const napi_type_tag VMNET_TAG = {0x7463706970747302ULL, 0x566d6e6574496600ULL};
 
 typedef enum { V_IDLE, V_STARTING, V_RUNNING, V_STOPPING, V_STOPPED } vstate;
 
@@ -46,10 +45,7 @@ typedef struct vmsg {
 static vmsg packets_msg = {MSG_PACKETS, VMNET_SUCCESS, "", 0, 0};
 
 typedef struct vif {
-  napi_env env;
-  napi_ref self; /* weak; strong while starting, running or stopping */
-  bool self_strong;
-  napi_async_context async;
+  nc_object base; /* held while starting, running or stopping */
   napi_threadsafe_function tsfn;
   bool tsfn_released;
   pthread_mutex_t lock; /* guards tsfn_alive */
@@ -59,14 +55,11 @@ typedef struct vif {
   dispatch_queue_t queue;
   uv_timer_t again; /* the next batch after a full one, on the next loop turn */
   bool again_open;
-  /* Lets environment teardown (a worker ending) wait for the timer to close. */
-  napi_async_cleanup_hook_handle cleanup;
-  bool teardown; /* the environment is going: no more N-API reference counting */
 
   interface_ref iface;
   vstate state;
   bool events_registered;
-  bool closed, finalized, unreffed, error_reported;
+  bool closed, error_reported;
   napi_deferred start_deferred, stop_deferred;
   uint64_t mode;
   bool has_bridged;
@@ -147,17 +140,17 @@ static void free_area(napi_env env, void *data, void *hint) {
 static void on_again(uv_timer_t *t);
 
 static void set_active(vif *v) {
-  if (v->teardown) return;
-  bool want = !v->finalized && (v->state == V_STARTING || v->state == V_RUNNING || v->state == V_STOPPING);
+  if (v->base.teardown) return;
+  bool want = !v->base.finalized && (v->state == V_STARTING || v->state == V_RUNNING || v->state == V_STOPPING);
   if (v->tsfn_alive && !v->tsfn_released) {
-    if (want && !v->unreffed) napi_ref_threadsafe_function(v->env, v->tsfn);
-    else napi_unref_threadsafe_function(v->env, v->tsfn);
+    if (want && !v->base.unreffed) napi_ref_threadsafe_function(v->base.env, v->tsfn);
+    else napi_unref_threadsafe_function(v->base.env, v->tsfn);
   }
-  if (want == v->self_strong || v->finalized) return;
-  uint32_t n;
-  if (want) napi_reference_ref(v->env, v->self, &n);
-  else napi_reference_unref(v->env, v->self, &n);
-  v->self_strong = want;
+  nc_hold(&v->base, want);
+}
+
+static void apply_ref(nc_object *o) {
+  set_active((vif *)o);
 }
 
 static void release_tsfn(vif *v) {
@@ -169,10 +162,7 @@ static void release_tsfn(vif *v) {
 
 static void on_again_closed(uv_handle_t *h) {
   vif *v = h->data;
-  if (v->cleanup) {
-    napi_remove_async_cleanup_hook(v->cleanup);
-    v->cleanup = NULL;
-  }
+  nc_teardown_done(&v->base);
   unown(v);
 }
 
@@ -195,8 +185,8 @@ static void settle(napi_env env, napi_deferred *d, bool ok, napi_value error) {
 static void stopped(vif *v, vmnet_return_t status) {
   v->state = V_STOPPED;
   v->iface = NULL;
-  settle(v->env, &v->stop_deferred, status == VMNET_SUCCESS,
-         status == VMNET_SUCCESS ? NULL : vmnet_error(v->env, "vmnet_stop_interface", status));
+  settle(v->base.env, &v->stop_deferred, status == VMNET_SUCCESS,
+         status == VMNET_SUCCESS ? NULL : vmnet_error(v->base.env, "vmnet_stop_interface", status));
   if (v->closed) release_tsfn(v);
   set_active(v);
 }
@@ -232,31 +222,26 @@ static void begin_stop(vif *v) {
 static bool rx_attached(vif *v) {
   napi_value ab;
   bool detached = true;
-  if (napi_get_reference_value(v->env, v->rx_buffer_ab, &ab) != napi_ok || !ab ||
-      napi_is_detached_arraybuffer(v->env, ab, &detached) != napi_ok || detached)
+  if (napi_get_reference_value(v->base.env, v->rx_buffer_ab, &ab) != napi_ok || !ab ||
+      napi_is_detached_arraybuffer(v->base.env, ab, &detached) != napi_ok || detached)
     return false;
-  if (napi_get_reference_value(v->env, v->rx_lengths_ab, &ab) != napi_ok || !ab ||
-      napi_is_detached_arraybuffer(v->env, ab, &detached) != napi_ok || detached)
+  if (napi_get_reference_value(v->base.env, v->rx_lengths_ab, &ab) != napi_ok || !ab ||
+      napi_is_detached_arraybuffer(v->base.env, ab, &detached) != napi_ok || detached)
     return false;
   return true;
 }
 
 static void deliver_error(vif *v, napi_value error, bool in_scope) {
-  napi_value self, fn;
-  if (v->error_reported || !error || !v->self) return;
+  if (v->error_reported || !error || !v->base.self) return;
   v->error_reported = true;
-  if (napi_get_reference_value(v->env, v->self, &self) != napi_ok || !self ||
-      !get_hidden(v->env, self, addon_get_state(v->env)->sym_on_error, &fn))
-    return;
-  if (in_scope) call_js_in_scope(v->env, self, fn, 1, &error);
-  else call_js(v->env, v->async, self, fn, 1, &error);
+  nc_emit(&v->base, NC_ON_ERROR, 1, &error, in_scope);
 }
 
 /* One vmnet_read into the slots, then onFrames(count). Caller holds a handle scope. */
 static void read_batch(vif *v, bool in_scope) {
   if (v->closed || v->state != V_RUNNING) return;
   if (!rx_attached(v)) {
-    deliver_error(v, make_coded_error(v->env, "ERR_INVALID_STATE", "VmnetInterface: rxBuffer or rxLengths was detached; receiving stopped"), in_scope);
+    deliver_error(v, make_coded_error(v->base.env, "ERR_INVALID_STATE", "VmnetInterface: rxBuffer or rxLengths was detached; receiving stopped"), in_scope);
     if (!v->closed && v->state == V_RUNNING) begin_stop(v);
     return;
   }
@@ -275,7 +260,7 @@ static void read_batch(vif *v, bool in_scope) {
   vmnet_return_t r = vmnet_read(v->iface, v->rx_pkts, &count);
   if (r != VMNET_SUCCESS) {
     v->rx_errors++;
-    deliver_error(v, vmnet_error(v->env, "vmnet_read", r), in_scope);
+    deliver_error(v, vmnet_error(v->base.env, "vmnet_read", r), in_scope);
     return;
   }
   uint32_t n = 0;
@@ -291,15 +276,8 @@ static void read_batch(vif *v, bool in_scope) {
     v->rx_frames++;
     v->rx_bytes += len;
   }
-  if (n > 0 && v->self) {
-    napi_value self, fn, c;
-    if (napi_get_reference_value(v->env, v->self, &self) == napi_ok && self &&
-        get_hidden(v->env, self, addon_get_state(v->env)->sym_on_frames, &fn) &&
-        napi_create_uint32(v->env, n, &c) == napi_ok) {
-      if (in_scope) call_js_in_scope(v->env, self, fn, 1, &c);
-      else call_js(v->env, v->async, self, fn, 1, &c);
-    }
-  }
+  napi_value c;
+  if (n > 0 && napi_create_uint32(v->base.env, n, &c) == napi_ok) nc_emit(&v->base, NC_ON_FRAMES, 1, &c, in_scope);
   /* Full: more may be waiting, and vmnet will not say so again. */
   if (count == asked && !v->closed && v->state == V_RUNNING && v->again_open)
     uv_timer_start(&v->again, on_again, 0, 0);
@@ -308,16 +286,16 @@ static void read_batch(vif *v, bool in_scope) {
 static void on_again(uv_timer_t *t) {
   vif *v = t->data;
   napi_handle_scope scope;
-  if (v->closed || napi_open_handle_scope(v->env, &scope) != napi_ok) return;
+  if (v->closed || napi_open_handle_scope(v->base.env, &scope) != napi_ok) return;
   read_batch(v, false);
-  napi_close_handle_scope(v->env, scope);
+  napi_close_handle_scope(v->base.env, scope);
 }
 
 static bool expose_params(vif *v, const vmsg *m) {
-  napi_env env = v->env;
+  napi_env env = v->base.env;
   napi_value self, rx_ab, len_ab, lengths, mac, mtu, max;
   size_t area = (size_t)v->slots * v->slot_size;
-  if (!v->self || napi_get_reference_value(env, v->self, &self) != napi_ok || !self) return false;
+  if (!v->base.self || napi_get_reference_value(env, v->base.self, &self) != napi_ok || !self) return false;
   uint8_t *rx = malloc(area);
   uint32_t *rx_len = calloc(v->slots, sizeof(uint32_t));
   if (!rx || !rx_len) {
@@ -356,7 +334,7 @@ static bool expose_params(vif *v, const vmsg *m) {
 
 static void on_started(vif *v, const vmsg *m) {
   if (v->state != V_STARTING) return; /* start() already failed synchronously */
-  napi_env env = v->env;
+  napi_env env = v->base.env;
   if (m->status != VMNET_SUCCESS) {
     v->state = V_STOPPED;
     v->iface = NULL;
@@ -424,8 +402,9 @@ static void tsfn_finalized(napi_env env, void *data, void *hint) {
   unown(v);
 }
 
-/* Stops without calling JS: close(), and the finalizer. */
-static void shut(vif *v) {
+/* Stops without calling JS: close(), environment teardown, the finalizer. */
+static void shut(nc_object *o) {
+  vif *v = (vif *)o;
   if (v->closed) return;
   v->closed = true;
   close_again(v);
@@ -444,40 +423,18 @@ static void shut(vif *v) {
   set_active(v);
 }
 
-/* Environment teardown with the interface still open; Node waits until
- * on_again_closed removes the hook. */
-static void on_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
-  vif *v = arg;
-  v->teardown = true;
-  shut(v);
-}
-
-static void finalize(napi_env env, void *data, void *hint) {
-  vif *v = data;
-  v->finalized = true;
-  shut(v);
-  napi_delete_reference(env, v->self);
+static void release(napi_env env, nc_object *o) {
+  vif *v = (vif *)o;
   if (v->rx_buffer_ab) napi_delete_reference(env, v->rx_buffer_ab);
   if (v->rx_lengths_ab) napi_delete_reference(env, v->rx_lengths_ab);
-  napi_async_destroy(env, v->async);
-  v->self = v->rx_buffer_ab = v->rx_lengths_ab = NULL; /* queued messages may still run */
-  v->async = NULL;
+  v->rx_buffer_ab = v->rx_lengths_ab = NULL; /* queued messages may still run */
   unown(v);
 }
 
 /* ---- JS methods ---------------------------------------------------------- */
 
 static vif *unwrap_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
-  napi_value self;
-  bool ok = false;
-  vif *v = NULL;
-  if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok) return NULL;
-  if (napi_check_object_type_tag(env, self, &VMNET_TAG, &ok) != napi_ok || !ok ||
-      napi_unwrap(env, self, (void **)&v) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_THIS", "Value of \"this\" must be a VmnetInterface");
-    return NULL;
-  }
-  return v;
+  return nc_this(env, info, &vmnet_class, argc, argv);
 }
 
 static napi_value rejected(napi_env env, const char *code, const char *message) {
@@ -622,62 +579,26 @@ out:
   return result;
 }
 
-static napi_value js_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  vif *v = unwrap_this(env, info, &argc, NULL);
-  if (!v) return NULL;
-  napi_value o;
-  NAPI_CALL(env, napi_create_object(env, &o));
-  if (!set_double(env, o, "rxFrames", (double)v->rx_frames) || !set_double(env, o, "rxBytes", (double)v->rx_bytes) ||
-      !set_double(env, o, "rxTruncated", (double)v->rx_truncated) ||
-      !set_double(env, o, "rxErrors", (double)v->rx_errors) || !set_double(env, o, "txFrames", (double)v->tx_frames) ||
-      !set_double(env, o, "txBytes", (double)v->tx_bytes) || !set_double(env, o, "txQueued", 0) ||
-      !set_double(env, o, "txDropped", (double)v->tx_dropped) || !set_double(env, o, "txErrors", (double)v->tx_errors))
-    return NULL;
-  return o;
-}
-
-static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  vif *v = unwrap_this(env, info, &argc, NULL);
-  if (!v) return NULL;
-  shut(v);
-  napi_value u;
-  NAPI_CALL(env, napi_get_undefined(env, &u));
-  return u;
-}
-
-static napi_value set_ref(napi_env env, napi_callback_info info, bool ref) {
-  size_t argc = 0;
-  vif *v = unwrap_this(env, info, &argc, NULL);
-  if (!v) return NULL;
-  v->unreffed = !ref;
-  set_active(v);
-  napi_value u;
-  NAPI_CALL(env, napi_get_undefined(env, &u));
-  return u;
-}
-
-static napi_value js_ref(napi_env env, napi_callback_info info) {
-  return set_ref(env, info, true);
-}
-
-static napi_value js_unref(napi_env env, napi_callback_info info) {
-  return set_ref(env, info, false);
+static size_t stats(nc_object *o, nc_stat *out) {
+  vif *v = (vif *)o;
+  nc_stat st[] = {
+      {"rxFrames", (double)v->rx_frames}, {"rxBytes", (double)v->rx_bytes},
+      {"rxTruncated", (double)v->rx_truncated}, {"rxErrors", (double)v->rx_errors},
+      {"txFrames", (double)v->tx_frames}, {"txBytes", (double)v->tx_bytes},
+      {"txQueued", 0}, {"txDropped", (double)v->tx_dropped},
+      {"txErrors", (double)v->tx_errors},
+  };
+  memcpy(out, st, sizeof st);
+  return sizeof st / sizeof st[0];
 }
 
 /* new VmnetInterface({ mode, bridgedInterface?, rxSlots?, onFrames, onError }) */
 static napi_value js_new(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], self, new_target, v_mode, v_bridged, v_slots, v_frames, v_error;
+  napi_value argv[1], self, v_mode, v_bridged, v_slots, v_frames, v_error;
   bool present;
   char mode[16];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
-  NAPI_CALL(env, napi_get_new_target(env, info, &new_target));
-  if (!new_target) {
-    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "Class constructor VmnetInterface cannot be invoked without 'new'");
-    return NULL;
-  }
+  if (!nc_construct_info(env, info, &vmnet_class, &argc, argv, &self)) return NULL;
   if (argc < 1 || !get_object_arg(env, argv[0], "options")) {
     if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"options\" argument must be an object");
     return NULL;
@@ -709,19 +630,17 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
       !get_prop(env, argv[0], "onError", &v_error, &present) || !get_function(env, v_error, "options.onError"))
     goto bad;
 
-  addon_state *st = addon_get_state(env);
-  if (!set_hidden(env, self, st->sym_on_frames, v_frames) || !set_hidden(env, self, st->sym_on_error, v_error)) {
+  if (!nc_set_callbacks(env, self, v_frames, v_error)) {
     throw_napi_failure(env, "setting up VmnetInterface");
     goto bad;
   }
   uv_loop_t *loop;
-  napi_value name, resource;
+  napi_value name;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok ||
       napi_create_string_utf8(env, "tcpip.VmnetInterface", NAPI_AUTO_LENGTH, &name) != napi_ok) {
     throw_napi_failure(env, "setting up VmnetInterface");
     goto bad;
   }
-  v->env = env;
   v->queue = dispatch_queue_create("tcpip-ts.vmnet", DISPATCH_QUEUE_SERIAL);
   pthread_mutex_init(&v->lock, NULL);
   atomic_init(&v->owners, 1); /* the wrapper */
@@ -742,40 +661,35 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
   v->again_open = true;
   own(v); /* the timer, until closed */
 
-  if (napi_wrap(env, self, v, finalize, NULL, NULL) != napi_ok) {
+  if (!nc_wrap(env, self, &v->base, &vmnet_class)) {
     v->closed = true;
     close_again(v);
     release_tsfn(v);
     unown(v);
-    throw_napi_failure(env, "napi_wrap");
     return NULL;
   }
-  NAPI_CALL(env, napi_add_async_cleanup_hook(env, on_teardown, v, &v->cleanup));
-  NAPI_CALL(env, napi_type_tag_object(env, self, &VMNET_TAG));
-  NAPI_CALL(env, napi_create_reference(env, self, 0, &v->self));
-  NAPI_CALL(env, napi_create_object(env, &resource));
-  NAPI_CALL(env, napi_async_init(env, resource, name, &v->async));
   return self;
 bad:
   free(v);
   return NULL;
 }
 
-napi_value vmnet_init(napi_env env, napi_value exports) {
-  napi_property_descriptor methods[] = {
-      {"start", NULL, js_start, NULL, NULL, NULL, napi_default_method, NULL},
-      {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default_method, NULL},
-      {"write", NULL, js_write, NULL, NULL, NULL, napi_default_method, NULL},
-      {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default_method, NULL},
-      {"close", NULL, js_close, NULL, NULL, NULL, napi_default_method, NULL},
-      {"ref", NULL, js_ref, NULL, NULL, NULL, napi_default_method, NULL},
-      {"unref", NULL, js_unref, NULL, NULL, NULL, napi_default_method, NULL},
-  };
-  napi_value cls;
-  NAPI_CALL(env, napi_define_class(env, "VmnetInterface", NAPI_AUTO_LENGTH, js_new, NULL,
-                                   sizeof methods / sizeof methods[0], methods, &cls));
-  NAPI_CALL(env, napi_set_named_property(env, exports, "VmnetInterface", cls));
-  return exports;
-}
+static const napi_property_descriptor methods[] = {
+    {"start", NULL, js_start, NULL, NULL, NULL, napi_default_method, NULL},
+    {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default_method, NULL},
+    {"write", NULL, js_write, NULL, NULL, NULL, napi_default_method, NULL},
+};
+
+const nc_class vmnet_class = {
+    .name = "VmnetInterface",
+    .tag = {0x7463706970747303ULL, 0x566d6e6574496600ULL},
+    .construct = js_new,
+    .methods = methods,
+    .n_methods = sizeof methods / sizeof methods[0],
+    .shut = shut,
+    .apply_ref = apply_ref,
+    .stats = stats,
+    .release = release,
+};
 
 #endif /* __APPLE__ */

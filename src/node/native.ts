@@ -49,6 +49,44 @@ export interface NativeAddon {
   VmnetInterface?: VmnetInterfaceConstructor;
   /** Unprivileged ICMP echo sockets (IPv4 and IPv6); present on Linux only. */
   PingSocket?: PingSocketConstructor;
+  /** The primitives confine.ts applies; present on Linux only. */
+  confinement?: NativeConfinement;
+}
+
+/**
+ * Linux confinement, as thin as it can be: confine.ts (src/node/confine.ts)
+ * holds the policy and is the way to use it.
+ */
+export interface NativeConfinement {
+  /** This build's numbers (from <sys/syscall.h>) for the system calls confine.ts may deny; absent where the architecture has no such call. */
+  readonly syscallNumbers: Readonly<Record<string, number>>;
+  /**
+   * Installs a seccomp filter, on every thread (SECCOMP_FILTER_FLAG_TSYNC),
+   * that fails these calls with EPERM, and every call made under another
+   * architecture or ABI (i386, x32). Needs no_new_privs or CAP_SYS_ADMIN.
+   * 1 to 200 numbers. x86_64 and arm64 only (ERR_NOT_SUPPORTED elsewhere).
+   */
+  seccompDeny(numbers: Uint32Array): void;
+  /** PR_SET_NO_NEW_PRIVS for the calling thread. */
+  setNoNewPrivs(): void;
+  /**
+   * A new mount namespace whose root is a read-only tmpfs holding only
+   * `files` (relative paths such as 'etc/resolv.conf'), then no capability
+   * but `keepCapabilities` (bounding, permitted, effective, inheritable;
+   * ambient cleared) and no_new_privs, on the calling thread and, through a
+   * signal, every other thread in /proc/self/task. Threads that block the
+   * signal are left as they are and listed in `unreachable`.
+   */
+  sandbox(files: { path: string; data: Uint8Array }[], keepCapabilities: Uint32Array): SandboxReport;
+}
+
+export interface SandboxReport {
+  /** Threads of the process when it ran, the caller included. */
+  threads: number;
+  /** Threads that applied it, the caller included. */
+  reached: number;
+  /** Threads that block the signal (Node's inspector watchdog thread). */
+  unreachable: { tid: number; name: string }[];
 }
 
 export interface TapOptions {
@@ -276,8 +314,8 @@ type FrameDeviceShape = FrameDevice;
 type VmnetShape = VmnetInterface;
 type PingShape = PingSocket;
 
-/** What the .node file itself exports (openTap is absent off Linux). */
-type RawAddon = Omit<NativeAddon, 'openTap'> & { openTap?: NativeAddon['openTap'] };
+/** What the .node file itself exports (openTap is absent off Linux; the confinement functions sit at the top level). */
+type RawAddon = Omit<NativeAddon, 'openTap' | 'confinement'> & { openTap?: NativeAddon['openTap'] } & Partial<NativeConfinement>;
 
 // ---- locating and loading ----------------------------------------------------
 
@@ -307,6 +345,11 @@ export function loadNative(explicitPath?: string): NativeAddon {
   const explicit = explicitPath ?? (process.env.TCPIP_TS_NATIVE || undefined);
   if (explicit !== undefined) return loadFrom(explicit, 'the explicit path');
   const candidates = [NATIVE_BUILD_PATH, ...prebuiltPaths()];
+  // One already loaded comes first: the file may no longer be reachable (after confine()).
+  for (const path of candidates) {
+    const cached = loaded.get(path);
+    if (cached) return cached;
+  }
   for (const path of candidates) {
     if (existsSync(path)) return loadFrom(path, path === NATIVE_BUILD_PATH ? 'the local build' : 'the prebuilt binary');
   }
@@ -534,6 +577,10 @@ function checked(raw: RawAddon): NativeAddon {
   };
   if (raw.VmnetInterface) addon.VmnetInterface = checkedVmnet(raw.VmnetInterface);
   if (raw.PingSocket) addon.PingSocket = checkedPingSocket(raw.PingSocket);
+  if (raw.sandbox && raw.seccompDeny && raw.setNoNewPrivs && raw.syscallNumbers) {
+    const { sandbox, seccompDeny, setNoNewPrivs, syscallNumbers } = raw;
+    addon.confinement = Object.freeze({ syscallNumbers, seccompDeny, setNoNewPrivs, sandbox });
+  }
   return Object.freeze(addon);
 }
 
