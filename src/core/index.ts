@@ -13,3 +13,7 @@ export { UdpEndpoint } from './udp.js';
 export { setModuleSource, getModule } from './module.js';
 export { capture, type PcapSink, type CaptureOptions } from './capture.js';
 export { errorCode, ERR, type SystemError } from './errors.js';
+export {
+  parseIp, formatIp, parsePrefix, formatPrefix, parseMac, formatMac, isIP, prefixContains, ipEquals,
+  type IpAddress, type IpPrefix, type Family,
+} from '../wire/address.js';
