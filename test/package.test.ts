@@ -191,6 +191,15 @@ describe('the packed tarball', () => {
   });
 });
 
+describe('the API reference', () => {
+  it('builds from the types with TypeDoc, every referenced type documented (warnings are errors)', async () => {
+    const out = join(work, 'api');
+    await run(join(ROOT, 'node_modules', '.bin', 'typedoc'), ['--out', out], { cwd: ROOT, timeout: 120_000, maxBuffer: 16 << 20 });
+    expect(existsSync(join(out, 'index.html'))).toBe(true);
+    expect(existsSync(join(out, 'functions', 'index.createGateway.html'))).toBe(true);
+  }, 120_000);
+});
+
 describe('installed without a compiler', () => {
   it('installs from the tarball with nothing to build', () => {
     const bin = join(work, 'bin-install');
@@ -221,7 +230,7 @@ describe('installed without a compiler', () => {
       }
       expect(cjs.exports).toEqual(esm.exports);
       expect(cjs.coreExports).toEqual(esm.coreExports);
-      expect(esm.coreExports).toEqual(expect.arrayContaining(['createStack', 'parseIp', 'formatIp', 'parsePrefix', 'createCable']));
+      expect(esm.coreExports).toEqual(expect.arrayContaining(['Stack', 'parseIp', 'formatIp', 'parsePrefix', 'createCable']));
 
       expect((await inProject(bin, 'npx', ['tcpip-ts', '--version'])).stdout).toBe(`${VERSION}\n`);
       const doctor = JSON.parse((await inProject(bin, 'npx', ['tcpip-ts', 'doctor', '--json'])).stdout);
