@@ -30,7 +30,8 @@ try {
   execFileSync('tar', ['-xzf', tarball, '-C', work]);
   const problems = check(join(work, 'package'));
   if (problems.length) {
-    for (const p of problems) process.stderr.write(`check-package: ${p}\n`);
+    for (const p of problems.slice(0, 20)) process.stderr.write(`check-package: ${p}\n`);
+    if (problems.length > 20) process.stderr.write(`check-package: and ${problems.length - 20} more\n`);
     process.exit(1);
   }
   process.stdout.write(`check-package: ${tarball.startsWith(work) ? 'the packed tree' : tarball} has every file it names\n`);
@@ -69,6 +70,7 @@ function check(pkgDir) {
   for (const [subpath, target] of Object.entries(pkg.exports ?? {})) for (const t of leaves(target)) need(t, `exports["${subpath}"]`);
   for (const targets of Object.values(pkg.typesVersions ?? {})) for (const t of leaves(targets)) need(t, 'typesVersions');
 
+  need('dist/cjs/package.json', 'marks dist/cjs as CommonJS for Node and TypeScript');
   need('wasm/build/tcpip.wasm', 'read by src/node/load.ts');
   const native = readFileSync(join(root, 'src/node/native.ts'), 'utf8');
   const platforms = native.match(/PREBUILT_PLATFORMS[^=]*=\s*\[([^\]]*)\]/)?.[1].match(/'[^']+'/g)?.map((s) => s.slice(1, -1));
