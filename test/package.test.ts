@@ -241,6 +241,26 @@ describe('installed without a compiler', () => {
   }
 });
 
+describe('where no prebuilt binary fits', () => {
+  it('the install script builds the addon from native/ with node-gyp, and the loader takes that build', async () => {
+    // What macOS or musl users get: a second install whose prebuilds are
+    // removed, rebuilt with the machine's compiler. Node's headers are the
+    // running Node's (node-gyp would otherwise download them).
+    const other = join(work, 'project-from-source');
+    mkdirSync(other);
+    writeFileSync(join(other, 'package.json'), JSON.stringify({ name: 'tcpip-ts-from-source', private: true, allowScripts: { [`file:${tarball}`]: true } }));
+    const env: NodeJS.ProcessEnv = { ...process.env, npm_config_nodedir: join(process.execPath, '..', '..') };
+    delete env.npm_config_build_from_source;
+    await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', tarball], { cwd: other, env, timeout: 120_000 });
+    const pkg = join(other, 'node_modules', 'tcpip-ts');
+    rmSync(join(pkg, 'native', 'prebuilds'), { recursive: true });
+    await run('npm', ['rebuild', 'tcpip-ts', '--foreground-scripts'], { cwd: other, env, timeout: 300_000, maxBuffer: 16 << 20 });
+    expect(existsSync(join(pkg, 'native', 'build', 'Release', 'tcpip_native.node'))).toBe(true);
+    const doctor = JSON.parse((await run(process.execPath, [join(pkg, 'bin', 'tcpip-ts.js'), 'doctor', '--json'], { cwd: other, env })).stdout);
+    expect(doctor.checks.addon).toMatchObject({ ok: true, source: 'local build', path: join(pkg, 'native', 'build', 'Release', 'tcpip_native.node') });
+  }, 360_000);
+});
+
 describe('the arm64 prebuild under qemu-user', () => {
   const qemu = spawnSync('sh', ['-c', 'command -v qemu-aarch64'], { encoding: 'utf8' }).stdout.trim();
   const sysroot = '/usr/aarch64-linux-gnu';
