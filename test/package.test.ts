@@ -180,6 +180,28 @@ describe('the packed tarball', () => {
     expect(files.some((f) => f.endsWith('.map'))).toBe(false);
   });
 
+  it('the check fails, naming the file, on a tarball without the arm64 prebuild, the CommonJS build or lwIP\'s licence', async () => {
+    const dir = join(work, 'broken');
+    for (const [drop, message] of [
+      ['package/native/prebuilds/linux-arm64', /missing native\/prebuilds\/linux-arm64\/\*\.node/],
+      ['package/dist/cjs/index.js', /missing dist\/cjs\/index\.js \(exports\["\."\]\)/],
+      ['package/wasm/build/LICENSE-lwip.txt', /missing wasm\/build\/LICENSE-lwip\.txt/],
+    ] as const) {
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir);
+      await run('tar', ['-xzf', tarball, '-C', dir]);
+      rmSync(join(dir, drop), { recursive: true });
+      const broken = join(dir, 'broken.tgz');
+      await run('tar', ['-czf', broken, '-C', dir, 'package']);
+      const r = await run(process.execPath, [join(ROOT, 'scripts/check-package.mjs'), broken]).then(
+        () => ({ code: 0, stderr: '' }),
+        (err: { code: number; stderr: string }) => err,
+      );
+      expect(r.code, drop).toBe(1);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+
   it('has types for every export under node10, node16 (CJS and ESM) and bundler resolution (@arethetypeswrong/cli)', async () => {
     const attw = join(ROOT, 'node_modules', '.bin', 'attw');
     const { stdout } = await run(attw, [tarball, '--format', 'json'], { maxBuffer: 16 << 20 }).catch((err: { stdout?: string }) => {
