@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies" >&2
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  # --ignore-scripts: the package's own install script (the addon for users of
+  # the package) is not for a checkout, where the lines below build everything.
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2
 fi
 bash wasm/build.sh >&2
 native=native/build/Release/tcpip_native.node

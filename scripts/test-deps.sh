@@ -2,7 +2,8 @@
 # The real peers the device tests talk to, installed when missing (Debian):
 # the kernel's own tools (ip, ping, ss), curl, python3's http.server, netcat,
 # tcpdump (reads our pcap files), busybox's udhcpd/udhcpc (a stock DHCP server
-# and client) and dnsmasq (the DNS server behind the gateway tests' host).
+# and client), dnsmasq (the DNS server behind the gateway tests' host) and
+# qemu-user with an arm64 runtime (the arm64 prebuild's smoke test).
 # Without root the device tests skip with a printed reason, so nothing is
 # installed then.
 set -euo pipefail
@@ -18,6 +19,11 @@ command -v tcpdump >/dev/null || need+=(tcpdump)
 command -v busybox >/dev/null || need+=(busybox)
 command -v python3 >/dev/null || need+=(python3)
 [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+# The packaging test runs the arm64 prebuild in an arm64 Node under qemu-user
+# (Node's binary needs Debian's arm64 libc and libstdc++ as its sysroot).
+command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+[ -f /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
+[ -f /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || need+=(libstdc++6-arm64-cross)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}" >&2
   apt-get update -qq >&2

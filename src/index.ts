@@ -27,4 +27,15 @@ export {
   type StackOptions, type InterfaceOptions, type Route, type RouteOptions, type Neighbor, type StackStats,
   type InterfaceCounters, type Link, type Medium, type FrameReceiver, type CableOptions, type Clock, type SystemError,
   capture, type PcapSink, type CaptureOptions,
+  parseIp, formatIp, parsePrefix, formatPrefix, parseMac, formatMac, isIP, prefixContains, ipEquals,
+  type IpAddress, type IpPrefix, type Family,
 } from './core/index.js';
+// Types that appear in the signatures above, so users can name them.
+export type {
+  Ipv4Config, Ipv6Address, Ipv6State, MibCounters, LinkCounters, ProtocolCounters,
+} from './core/index.js';
+export type { NativeAddon, FrameDeviceStats, VmnetMode } from './node/native.js';
+export type { GatewayIPv6, GatewayIPv6Options } from './gateway/gateway.js';
+export type { DhcpLease, DhcpServerOptions, DhcpServerStats } from './gateway/dhcp-server.js';
+export type { DnsForwarderCounters, LearningPolicy, UpstreamResolver } from './gateway/dns-server.js';
+export type { DecisionReason, Flow, PolicyAction, PolicyCounters, PolicyDecision, PolicyProtocol, PolicyRule, PolicyRuleInit } from './gateway/policy.js';

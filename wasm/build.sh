@@ -13,3 +13,6 @@ fi
 
 lwip=$(bash "$here/fetch-lwip.sh")
 make -C "$here" -j"$(nproc)" --no-print-directory LWIP="$lwip" "$@"
+# lwIP's licence (BSD) must travel with every copy of tcpip.wasm: the
+# package ships this file beside it.
+install -D -m 644 "$lwip/COPYING" "$here/build/LICENSE-lwip.txt"

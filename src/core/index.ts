@@ -13,3 +13,14 @@ export { UdpEndpoint } from './udp.js';
 export { setModuleSource, getModule } from './module.js';
 export { capture, type PcapSink, type CaptureOptions } from './capture.js';
 export { errorCode, ERR, type SystemError } from './errors.js';
+export {
+  parseIp, formatIp, parsePrefix, formatPrefix, parseMac, formatMac, isIP, prefixContains, ipEquals,
+  type IpAddress, type IpPrefix, type Family,
+} from '../wire/address.js';
+// Types that appear in the signatures above, so users can name them.
+export type { Ipv4Config, Ipv6Address, Ipv6State, MibCounters } from './interface.js';
+export type { LinkCounters } from './link.js';
+export type { ProtocolCounters } from './stack.js';
+export type { SocketAddress } from './session.js';
+export type { TcpListenerHandler } from './tcp.js';
+export type { UdpMessageHandler } from './udp.js';

@@ -14,10 +14,11 @@
  *   to back in `buffer` (frame i starts at the sum of the lengths before it).
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { types } from 'node:util';
 import { invalidOption } from '../core/errors.js';
+import { PACKAGE_ROOT } from './package-root.js';
 
 /** The addon, as loadNative() returns it. */
 export interface NativeAddon {
@@ -319,61 +320,97 @@ type RawAddon = Omit<NativeAddon, 'openTap' | 'confinement'> & { openTap?: Nativ
 
 // ---- locating and loading ----------------------------------------------------
 
-/** src/node/native.ts and dist/node/native.js both sit two levels below the package root. */
-const PACKAGE_ROOT = new URL('../../', import.meta.url);
-export const NATIVE_BUILD_PATH = fileURLToPath(new URL('native/build/Release/tcpip_native.node', PACKAGE_ROOT));
+/** The addon's directory: binding.gyp and src/, and what is built from them. */
+export const NATIVE_DIR = fileURLToPath(new URL('native/', PACKAGE_ROOT));
+/** Where node-gyp (`npm run build:native` in a checkout, the install script elsewhere) puts the addon. */
+export const NATIVE_BUILD_PATH = join(NATIVE_DIR, 'build', 'Release', 'tcpip_native.node');
+/** The platforms the package ships a prebuilt binary for (native/prebuilds/<platform>-<arch>/, glibc). */
+export const PREBUILT_PLATFORMS: readonly string[] = ['linux-x64', 'linux-arm64'];
 
-function prebuiltPaths(): string[] {
-  const dir = new URL(`prebuilds/${process.platform}-${process.arch}/`, PACKAGE_ROOT);
-  return [fileURLToPath(new URL('tcpip-ts.node', dir)), fileURLToPath(new URL('node.napi.node', dir))];
+/** How loadNative() chose the file. */
+export type NativeSource = 'explicit path' | 'TCPIP_TS_NATIVE' | 'local build' | 'prebuilt binary';
+
+export interface NativeLocation {
+  path: string;
+  source: NativeSource;
 }
 
-const requireNative = createRequire(import.meta.url);
+const requireHere = createRequire(new URL('package.json', PACKAGE_ROOT));
 const loaded = new Map<string, NativeAddon>();
+let foundAddon: NativeAddon | undefined;
 
 /**
- * Loads the addon, in this order: `explicitPath` (or the TCPIP_TS_NATIVE
- * environment variable), the local build (native/build/Release), a prebuilt
- * binary (prebuilds/<platform>-<arch>/tcpip-ts.node or node.napi.node). A
- * file that exists but does not load is an error, not a reason to try the
- * next. Loaded addons are cached by path.
+ * Says which file loadNative() would load, without loading it: `explicitPath`
+ * (or the TCPIP_TS_NATIVE environment variable), else what node-gyp-build
+ * picks in native/: the local build (build/Release, from node-gyp) first,
+ * then the prebuilt binary for this platform, architecture and libc
+ * (prebuilds/<platform>-<arch>/tcpip-ts.glibc.node: Node-API 8, so one
+ * file serves every Node from 20 on). Throws ERR_NATIVE_NOT_FOUND, naming
+ * the platform and what to install, when there is neither.
  */
-export function loadNative(explicitPath?: string): NativeAddon {
+export function locateNative(explicitPath?: string): NativeLocation {
   if (explicitPath !== undefined && (typeof explicitPath !== 'string' || explicitPath === '')) {
     throw invalidOption('explicitPath', 'a non-empty string', explicitPath);
   }
-  const explicit = explicitPath ?? (process.env.TCPIP_TS_NATIVE || undefined);
-  if (explicit !== undefined) return loadFrom(explicit, 'the explicit path');
-  const candidates = [NATIVE_BUILD_PATH, ...prebuiltPaths()];
-  // One already loaded comes first: the file may no longer be reachable (after confine()).
-  for (const path of candidates) {
-    const cached = loaded.get(path);
-    if (cached) return cached;
+  if (explicitPath !== undefined) return { path: resolve(explicitPath), source: 'explicit path' };
+  const fromEnv = process.env.TCPIP_TS_NATIVE;
+  if (fromEnv) return { path: resolve(fromEnv), source: 'TCPIP_TS_NATIVE' };
+  let path: string;
+  try {
+    path = (requireHere('node-gyp-build') as { path(dir: string): string }).path(NATIVE_DIR);
+  } catch (cause) {
+    throw notFound(cause);
   }
-  for (const path of candidates) {
-    if (existsSync(path)) return loadFrom(path, path === NATIVE_BUILD_PATH ? 'the local build' : 'the prebuilt binary');
-  }
-  const err = new Error(
-    `tcpip-ts: the native addon is not built (looked for ${candidates.join(', ')}). ` +
-      'Build it with "npm run build:native" (needs python3, make and a C compiler), ' +
-      'or point TCPIP_TS_NATIVE at a tcpip_native.node file.',
-  ) as NativeError;
-  err.code = 'ERR_NATIVE_NOT_BUILT';
-  throw err;
+  const prebuilt = !path.startsWith(join(NATIVE_DIR, 'build') + sep);
+  return { path, source: prebuilt ? 'prebuilt binary' : 'local build' };
 }
 
-function loadFrom(path: string, what: string): NativeAddon {
+/**
+ * Loads the addon found by locateNative(). A file that is there but does not
+ * load is an error (ERR_NATIVE_LOAD_FAILED), not a reason to try the next.
+ * Loaded addons are cached by path.
+ */
+export function loadNative(explicitPath?: string): NativeAddon {
+  // The addon found by looking is kept and comes first: after confine() its
+  // file (and the directories node-gyp-build lists) may no longer be reachable.
+  if (explicitPath === undefined && !process.env.TCPIP_TS_NATIVE && foundAddon) return foundAddon;
+  const location = locateNative(explicitPath);
+  const addon = loadFrom(location);
+  if (location.source === 'local build' || location.source === 'prebuilt binary') foundAddon = addon;
+  return addon;
+}
+
+function platformName(): string {
+  if (process.platform !== 'linux') return `${process.platform}-${process.arch}`;
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return `${process.platform}-${process.arch} (${header?.glibcVersionRuntime ? `glibc ${header.glibcVersionRuntime}` : 'not glibc'})`;
+}
+
+function notFound(cause: unknown): NativeError {
+  const err = new Error(
+    `tcpip-ts: no native addon for ${platformName()}, Node ${process.version}: the package ships prebuilt binaries for ` +
+      `${PREBUILT_PLATFORMS.join(' and ')} (glibc) and none was built from source at install. ` +
+      'To build it, install python3, make and a C compiler (Debian: apt install python3 make gcc; macOS: xcode-select --install) ' +
+      'and run "npm rebuild tcpip-ts" (where npm skips install scripts, approve it first: npm install-scripts approve tcpip-ts); ' +
+      'or set TCPIP_TS_NATIVE to a tcpip_native.node file. ' +
+      'Stacks on in-memory links work without it.',
+    { cause },
+  ) as NativeError;
+  err.code = 'ERR_NATIVE_NOT_FOUND';
+  return err;
+}
+
+function loadFrom({ path, source }: NativeLocation): NativeAddon {
   const cached = loaded.get(path);
   if (cached) return cached;
   let raw: RawAddon;
   try {
-    raw = requireNative(path) as RawAddon;
+    raw = requireHere(path) as RawAddon;
   } catch (cause) {
-    const err = new Error(
-      `tcpip-ts: cannot load the native addon from ${what} ${path}: ${(cause as Error).message}. ` +
-        'Rebuild it with "npm run build:native".',
-      { cause },
-    ) as NativeError;
+    const fix = source === 'explicit path' || source === 'TCPIP_TS_NATIVE'
+      ? 'Point it at a tcpip_native.node built for this platform'
+      : 'Rebuild it with "npm rebuild tcpip-ts --build-from-source" (needs python3, make and a C compiler)';
+    const err = new Error(`tcpip-ts: cannot load the native addon (${source}) ${path}: ${(cause as Error).message}. ${fix}.`, { cause }) as NativeError;
     err.code = 'ERR_NATIVE_LOAD_FAILED';
     throw err;
   }
