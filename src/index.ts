@@ -34,7 +34,7 @@ export {
 export type {
   Ipv4Config, Ipv6Address, Ipv6State, MibCounters, LinkCounters, ProtocolCounters,
 } from './core/index.js';
-export type { NativeAddon, FrameDeviceStats, VmnetMode } from './node/native.js';
+export type { NativeAddon, NativeConfinement, SandboxReport, FrameDeviceStats, VmnetMode } from './node/native.js';
 export type { GatewayIPv6, GatewayIPv6Options } from './gateway/gateway.js';
 export type { DhcpLease, DhcpServerOptions, DhcpServerStats } from './gateway/dhcp-server.js';
 export type { DnsForwarderCounters, LearningPolicy, UpstreamResolver } from './gateway/dns-server.js';
