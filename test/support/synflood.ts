@@ -28,7 +28,7 @@ export function synFrames(t: SynTarget, count: number, seed = 1): Uint8Array[] {
     const seg = buildTcpSegment({
       srcPort: 1024 + (i % 64000),
       dstPort: t.dstPort,
-      seqNumber: Math.floor(rand() * 2 ** 32),
+      seqNumber: rand(),
       flags: TcpFlags.SYN,
       window: 65535,
       options: { mss: 1460, windowScale: 7, sackPermitted: true },
