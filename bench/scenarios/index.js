@@ -10,5 +10,6 @@ import scale from './scale.js';
 import micro from './micro.js';
 import device from './device.js';
 import gateway from './gateway.js';
+import flood from './flood.js';
 
-export const scenarios = [inprocess, scale, micro, device, gateway];
+export const scenarios = [inprocess, scale, micro, device, gateway, flood];

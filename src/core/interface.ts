@@ -10,7 +10,7 @@ export interface InterfaceCounters {
   txFrames: number;
   txBytes: number;
   /** Frames dropped at the boundary, by reason. */
-  rxDropped: { noMemory: number; badLength: number; down: number };
+  rxDropped: { noMemory: number; badLength: number; down: number; queueFull: number };
   txErrors: number;
 }
 
@@ -49,7 +49,7 @@ function ipv6State(s: number): Ipv6State {
 
 export class Interface extends Emitter<{ address: () => void }> {
   readonly counters: InterfaceCounters = {
-    rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, rxDropped: { noMemory: 0, badLength: 0, down: 0 }, txErrors: 0,
+    rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, rxDropped: { noMemory: 0, badLength: 0, down: 0, queueFull: 0 }, txErrors: 0,
   };
   removed = false;
   /** Frees what the interface holds inside the stack (in-place receive slots). */

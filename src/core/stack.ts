@@ -118,6 +118,16 @@ const REJECT_CODES = { reset: 0, 'host-unreachable': 1, 'port-unreachable': 3, p
 const defer: (fn: () => void) => void =
   typeof setImmediate === 'function' ? (fn) => setImmediate(fn) : (fn) => setTimeout(fn, 0);
 
+/**
+ * Frames one stack feeds to lwIP per event-loop turn. The rest wait for a
+ * later turn (setImmediate), so a flooded stack shares the loop with its
+ * neighbours and with host I/O instead of running until its queue is empty.
+ * 256 frames are a few milliseconds of work at worst.
+ */
+const FRAMES_PER_TURN = 256;
+/** The wasm side's input queue (RX_QUEUE_MAX in glue_netif.c): beyond it frames are dropped. */
+const RX_QUEUE_MAX = 4096;
+
 /** How long an accepted SYN waits for the sandbox to finish its handshake (lwIP gives up sooner). */
 const GATEWAY_HANDSHAKE_MS = 60_000;
 
@@ -408,7 +418,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
           iface.counters.rxFrames++;
           iface.counters.rxBytes += lengths[i]!;
         }
-        s.run((x) => x.tt_rx_commit(iface.handle, buf, buf + count * 4, count));
+        iface.counters.rxDropped.queueFull += s.run((x) => x.tt_rx_commit(iface.handle, buf, buf + count * 4, count));
         pbufs = pbufs.slice(count);
         targets = targets.slice(count);
         if (!this.#flushScheduled) {
@@ -420,9 +430,11 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
   }
 
   #copyIn(iface: Interface, frame: Uint8Array): boolean {
-    const ptr = this.session.exports.tt_rx_alloc(iface.handle, frame.length);
+    const x = this.session.exports;
+    const ptr = x.tt_rx_alloc(iface.handle, frame.length);
     if (ptr === 0) {
-      iface.counters.rxDropped.noMemory++;
+      if (x.tt_rx_queued() >= RX_QUEUE_MAX) iface.counters.rxDropped.queueFull++;
+      else iface.counters.rxDropped.noMemory++;
       return false;
     }
     this.session.u8.set(frame, ptr);
@@ -439,7 +451,10 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
         for (const { iface, frame } of queue) {
           if (!iface.removed) this.#copyIn(iface, frame);
         }
-        x.tt_rx_flush();
+        if (x.tt_rx_flush(FRAMES_PER_TURN) > 0 && !this.#flushScheduled) {
+          this.#flushScheduled = true;
+          defer(() => this.#flush());
+        }
       });
     } catch (err) {
       if ((err as SystemError).code !== 'ERR_STACK_CLOSED') throw err;

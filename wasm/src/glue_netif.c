@@ -244,15 +244,25 @@ TT_EXPORT(tt_netif_counters) void tt_netif_counters(struct netif *netif, uint32_
  * (one copy per frame), queues it, and hands the whole batch to lwIP with one
  * tt_rx_flush call. */
 static struct pbuf *rx_head, *rx_tail;
+/* Frames waiting for tt_rx_flush. The host flushes a bounded number per
+ * event-loop turn (fair sharing between stacks), so under a flood arrivals
+ * can outpace input: beyond RX_QUEUE_MAX frames new ones are dropped, as a
+ * full NIC ring drops them, and the queue's memory stays bounded. */
+#define RX_QUEUE_MAX 4096u
+static uint32_t rx_queued;
+
+TT_EXPORT(tt_rx_queued) uint32_t tt_rx_queued(void) { return rx_queued; }
 
 TT_EXPORT(tt_rx_alloc) void *tt_rx_alloc(struct netif *netif, uint32_t len) {
   if (len == 0 || len > 0xFFFF) return NULL;
+  if (rx_queued >= RX_QUEUE_MAX) return NULL;
   struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
   if (p == NULL) return NULL;
   p->if_idx = netif_get_index(netif);
   /* queued through p->next; unlinked again before lwIP sees the pbuf */
   if (rx_tail) rx_tail->next = p; else rx_head = p;
   rx_tail = p;
+  rx_queued++;
   return p->payload;
 }
 
@@ -276,8 +286,10 @@ TT_EXPORT(tt_rx_reserve) uint32_t tt_rx_reserve(uint32_t n, uint32_t size, uint3
 }
 
 /* Queues the first count reserved pbufs (listed in pbufs) for input on
- * netif, each trimmed to its length; tt_rx_flush hands them to lwIP. */
-TT_EXPORT(tt_rx_commit) void tt_rx_commit(struct netif *netif, const uint32_t *pbufs, const uint32_t *lengths, uint32_t count) {
+ * netif, each trimmed to its length; tt_rx_flush hands them to lwIP.
+ * Returns how many were dropped because the input queue was full. */
+TT_EXPORT(tt_rx_commit) uint32_t tt_rx_commit(struct netif *netif, const uint32_t *pbufs, const uint32_t *lengths, uint32_t count) {
+  uint32_t dropped = 0;
   for (uint32_t i = 0; i < count; i++) {
     struct pbuf *p = (struct pbuf *)(uintptr_t)pbufs[i];
     uint32_t len = lengths[i];
@@ -285,11 +297,18 @@ TT_EXPORT(tt_rx_commit) void tt_rx_commit(struct netif *netif, const uint32_t *p
       pbuf_free(p);
       continue;
     }
+    if (rx_queued >= RX_QUEUE_MAX) {
+      pbuf_free(p);
+      dropped++;
+      continue;
+    }
     pbuf_realloc(p, (u16_t)len);
     p->if_idx = netif_get_index(netif);
     if (rx_tail) rx_tail->next = p; else rx_head = p;
     rx_tail = p;
+    rx_queued++;
   }
+  return dropped;
 }
 
 /* Frees reserved pbufs that will not be filled (the link is going away). */
@@ -297,13 +316,16 @@ TT_EXPORT(tt_rx_release) void tt_rx_release(const uint32_t *pbufs, uint32_t coun
   for (uint32_t i = 0; i < count; i++) pbuf_free((struct pbuf *)(uintptr_t)pbufs[i]);
 }
 
-/* Feeds every queued frame to lwIP in arrival order, then runs due timers.
- * Returns milliseconds until the next timer (0xFFFFFFFF for none). */
-TT_EXPORT(tt_rx_flush) uint32_t tt_rx_flush(void) {
-  while (rx_head) {
+/* Feeds at most budget queued frames to lwIP in arrival order, then runs
+ * due timers. Returns how many frames are still queued (the host flushes
+ * them on a later turn). */
+TT_EXPORT(tt_rx_flush) uint32_t tt_rx_flush(uint32_t budget) {
+  while (rx_head && budget > 0) {
+    budget--;
     struct pbuf *p = rx_head;
     rx_head = p->next;
     if (rx_head == NULL) rx_tail = NULL;
+    rx_queued--;
     p->next = NULL;
     struct netif *netif = netif_get_by_index(p->if_idx);
     if (netif != NULL && tso_real_mtu[p->if_idx] != 0) offload_input(p, netif);
@@ -312,5 +334,5 @@ TT_EXPORT(tt_rx_flush) uint32_t tt_rx_flush(void) {
     }
   }
   sys_check_timeouts();
-  return tt_timeouts_sleeptime();
+  return rx_queued;
 }
