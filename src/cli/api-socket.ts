@@ -10,6 +10,8 @@
  *        -> {"return": {"entries": [{"id", "proto", "host_addr", "host_port", "guest_addr", "guest_port"}]}}
  *   {"execute": "remove_hostfwd", "arguments": {"id": ID}}
  *        -> {"return": {}}
+ *   {"execute": "get_info"}
+ *        -> {"return": {"net": {"mtu", "cidr", "ip", "gateway", "dns", ...}, ...}}
  *   anything else -> {"error": {"desc": "..."}}
  *
  * One request per connection: the reply is written and the connection
@@ -39,7 +41,15 @@ export class HostForwardApi {
   readonly #entries = new Map<number, Forward>();
   #nextId = 1;
 
-  constructor(readonly gateway: Gateway) {}
+  /**
+   * `defaultHostAddr` is the host address of an add_hostfwd that names none
+   * (slirp4netns's is 0.0.0.0; the gateway's own command keeps 127.0.0.1);
+   * `info` is get_info's reply.
+   */
+  constructor(
+    readonly gateway: Gateway,
+    readonly options: { defaultHostAddr?: string; info?: () => Record<string, unknown> } = {},
+  ) {}
 
   /** Registers a forward made elsewhere (the -p flags) so that list/remove see it. */
   adopt(forward: Forward): number {
@@ -59,8 +69,10 @@ export class HostForwardApi {
           return { return: { entries: [...this.#entries].map(([id, f]) => entry(id, f)) } };
         case 'remove_hostfwd':
           return this.#remove(args);
+        case 'get_info':
+          return { return: this.options.info?.() ?? {} };
         default:
-          return failure(`unknown command ${JSON.stringify(execute)}: expected add_hostfwd, list_hostfwd or remove_hostfwd`);
+          return failure(`unknown command ${JSON.stringify(execute)}: expected add_hostfwd, list_hostfwd, remove_hostfwd or get_info`);
       }
     } catch (err) {
       return failure(err instanceof Error ? err.message : String(err));
@@ -78,7 +90,7 @@ export class HostForwardApi {
       guestPort: a.guest_port as number,
       // slirp4netns's default host_addr is 0.0.0.0; ours stays 127.0.0.1
       // unless asked, so a forward is never exposed beyond the host by accident.
-      hostAddress: a.host_addr === undefined || a.host_addr === '' ? undefined : (a.host_addr as string),
+      hostAddress: a.host_addr === undefined || a.host_addr === '' ? this.options.defaultHostAddr : (a.host_addr as string),
       guestAddress: a.guest_addr === undefined || a.guest_addr === '' ? undefined : (a.guest_addr as string),
     };
     return this.adopt(await this.gateway.addForward(options));

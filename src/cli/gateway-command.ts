@@ -126,6 +126,8 @@ export interface GatewayCommand {
   loopbackUp?: boolean;
   /** With configure: the TAP's MAC address (slirp4netns --macaddress). */
   mac?: string;
+  /** The API's add_hostfwd default host_addr (default 127.0.0.1; slirp4netns's is 0.0.0.0). */
+  apiDefaultHostAddr?: string;
 }
 
 /** An IPv4 subnet and the gateway's, DNS's and guest's addresses in it. */
@@ -390,7 +392,20 @@ export async function runGateway(
     await gateway.ready;
     interrupted();
 
-    const api = new HostForwardApi(gateway);
+    const api = new HostForwardApi(gateway, {
+      defaultHostAddr: cmd.apiDefaultHostAddr,
+      info: () => ({
+        net: {
+          mtu: cmd.mtu,
+          cidr: net.subnet,
+          ip: net.guest,
+          gateway: net.gateway,
+          dns: net.dns,
+          ...(cmd.ipv6 ? { ipv6: { prefix: SUBNET6.prefix, gateway: SUBNET6.gateway, dns: SUBNET6.dns } } : {}),
+        },
+        host_loopback: cmd.hostLoopback,
+      }),
+    });
     const clauses: string[] = [];
     for (const f of cmd.forwards) {
       let fw;

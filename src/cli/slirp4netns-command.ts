@@ -242,6 +242,7 @@ export function parseSlirp4netnsArgs(argv: string[]): Slirp4netnsCommand | 'help
       resolver: false,
       loopbackUp: true,
       mac,
+      apiDefaultHostAddr: '0.0.0.0',
     },
     exitFd,
     readyFd,
