@@ -226,13 +226,14 @@ for (const [label, impl] of IMPLS) {
       const added = (await api(sock, JSON.stringify({ execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: hostPort, guest_port: 80 } }))) as { return: { id: number } };
       const id = added.return.id;
       expect(id).toBeTypeOf('number');
-      const list = (await api(sock, '{"execute":"list_hostfwd"}')) as { return: { entries: unknown[] } };
-      expect(list.return.entries).toContainEqual({ id, proto: 'tcp', host_addr: '127.0.0.1', host_port: hostPort, guest_addr: '10.0.2.100', guest_port: 80 });
+      // slirp4netns answers list_hostfwd without the "return" wrapper (its api.c); so do we.
+      const list = (await api(sock, '{"execute":"list_hostfwd"}')) as { entries: unknown[] };
+      expect(list.entries).toContainEqual({ id, proto: 'tcp', host_addr: '127.0.0.1', host_port: hostPort, guest_addr: '10.0.2.100', guest_port: 80 });
       await waitFor(async () => (await run('curl', ['-sS', '--max-time', '2', `http://127.0.0.1:${hostPort}/index.html`]).then((r) => r.stdout, () => '')) === 'guest-ok', 10_000, 'the forward');
       const bad = (await api(sock, '{"execute": "add_hostfwd", ')) as { error?: { desc: string } };
       expect(bad.error?.desc).toMatch(/JSON/);
       expect(await api(sock, JSON.stringify({ execute: 'remove_hostfwd', arguments: { id } }))).toEqual({ return: {} });
-      expect(await api(sock, '{"execute":"list_hostfwd"}')).toEqual({ return: { entries: [] } });
+      expect(await api(sock, '{"execute":"list_hostfwd"}')).toEqual({ entries: [] });
       if (impl === OURS) {
         const info = (await api(sock, '{"execute":"get_info"}')) as { return: { net: Record<string, unknown> } };
         expect(info.return.net).toMatchObject({ mtu: 1500, cidr: '10.0.2.0/24', ip: '10.0.2.100', gateway: '10.0.2.2', dns: '10.0.2.3' });
@@ -266,10 +267,14 @@ for (const [label, impl] of IMPLS) {
       expect(await ns.exec('ip', ['-o', 'link']).then((o) => /\btap0\b/.test(o))).toBe(false);
     });
 
-    it('ends when the target process exits', { timeout: 60_000 }, async () => {
+    // Debian's slirp4netns 1.2.0 keeps serving after its target exits (the
+    // TAP holds the namespace) until its runtime kills it; ours stops, which
+    // the issue asks for, so this case is ours only.
+    it.skipIf(impl !== OURS)('ends when the target process exits', { timeout: 60_000 }, async () => {
       const h = holder();
       await holderReady(h);
-      const s = start(impl!, ['-c', '-r', '4', String(h.pid)]);
+      // TAPNAME given: Debian's slirp4netns 1.2.0 still requires it (ours defaults to tap0).
+      const s = start(impl!, ['-c', '-r', '4', String(h.pid), 'tap0']);
       expect(await readyByte(s)).toBe('1');
       h.kill('SIGKILL');
       const code = await Promise.race([s.exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);

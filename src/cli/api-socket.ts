@@ -8,6 +8,7 @@
  *        -> {"return": {"id": ID}}
  *   {"execute": "list_hostfwd"}
  *        -> {"return": {"entries": [{"id", "proto", "host_addr", "host_port", "guest_addr", "guest_port"}]}}
+ *           (slirp4netns mode: {"entries": [...]}, unwrapped, as slirp4netns replies)
  *   {"execute": "remove_hostfwd", "arguments": {"id": ID}}
  *        -> {"return": {}}
  *   {"execute": "get_info"}
@@ -34,7 +35,7 @@ interface HostFwdEntry {
   guest_port: number;
 }
 
-type Reply = { return: unknown } | { error: { desc: string } };
+type Reply = { return: unknown } | { entries: HostFwdEntry[] } | { error: { desc: string } };
 
 /** The forwards table behind the socket: ids are handed out in order, never reused. */
 export class HostForwardApi {
@@ -44,11 +45,13 @@ export class HostForwardApi {
   /**
    * `defaultHostAddr` is the host address of an add_hostfwd that names none
    * (slirp4netns's is 0.0.0.0; the gateway's own command keeps 127.0.0.1);
-   * `info` is get_info's reply.
+   * `info` is get_info's reply. `bareList`: list_hostfwd answers
+   * {"entries": [...]} without the "return" wrapper, as slirp4netns 1.2
+   * really does (its api.c), for clients written against it.
    */
   constructor(
     readonly gateway: Gateway,
-    readonly options: { defaultHostAddr?: string; info?: () => Record<string, unknown> } = {},
+    readonly options: { defaultHostAddr?: string; info?: () => Record<string, unknown>; bareList?: boolean } = {},
   ) {}
 
   /** Registers a forward made elsewhere (the -p flags) so that list/remove see it. */
@@ -65,8 +68,10 @@ export class HostForwardApi {
       switch (execute) {
         case 'add_hostfwd':
           return { return: { id: await this.#add(args) } };
-        case 'list_hostfwd':
-          return { return: { entries: [...this.#entries].map(([id, f]) => entry(id, f)) } };
+        case 'list_hostfwd': {
+          const entries = [...this.#entries].map(([id, f]) => entry(id, f));
+          return this.options.bareList ? { entries } : { return: { entries } };
+        }
         case 'remove_hostfwd':
           return this.#remove(args);
         case 'get_info':

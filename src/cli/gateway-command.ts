@@ -128,6 +128,8 @@ export interface GatewayCommand {
   mac?: string;
   /** The API's add_hostfwd default host_addr (default 127.0.0.1; slirp4netns's is 0.0.0.0). */
   apiDefaultHostAddr?: string;
+  /** list_hostfwd replies {"entries": [...]} unwrapped, as slirp4netns does. */
+  apiBareList?: boolean;
 }
 
 /** An IPv4 subnet and the gateway's, DNS's and guest's addresses in it. */
@@ -394,6 +396,7 @@ export async function runGateway(
 
     const api = new HostForwardApi(gateway, {
       defaultHostAddr: cmd.apiDefaultHostAddr,
+      bareList: cmd.apiBareList,
       info: () => ({
         net: {
           mtu: cmd.mtu,

@@ -243,6 +243,7 @@ export function parseSlirp4netnsArgs(argv: string[]): Slirp4netnsCommand | 'help
       loopbackUp: true,
       mac,
       apiDefaultHostAddr: '0.0.0.0',
+      apiBareList: true,
     },
     exitFd,
     readyFd,
