@@ -13,14 +13,17 @@
 import { closeSync, existsSync, statSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { MAX_MTU } from '../core/link.js';
-import { EgressPolicy, hostAddressesOf } from '../gateway/policy.js';
 import { formatIp, parsePrefix } from '../wire/address.js';
 import { packageVersion } from '../node/package-root.js';
-import { SUBNET, UsageError, runGateway, type Addresses, type GatewayCommand } from './gateway-command.js';
+// Types only: the gateway (wasm, addon) is imported once the arguments are
+// good, so --help, which podman runs before every container, loads none of it.
+import type { Addresses, GatewayCommand } from './gateway-command.js';
 
-/** slirp4netns refuses MTUs above this (its libslirp's limit); podman asks for 65520. */
-const SLIRP_MAX_MTU = Math.min(65521, MAX_MTU);
+/** A mistake on the command line: one line on stderr, exit 2. */
+export class UsageError extends Error {}
+
+/** slirp4netns refuses MTUs above 65521 (libslirp's limit); the gateway's MAX_MTU is 65520, podman asks for 65520. */
+const SLIRP_MAX_MTU = 65520;
 const SLIRP_MIN_MTU = 68;
 
 export const SLIRP4NETNS_USAGE = `Usage: tcpip-ts-slirp4netns [OPTION]... PID|PATH [TAPNAME]
@@ -54,7 +57,8 @@ or a flag this command cannot honour.
 `;
 
 export interface Slirp4netnsCommand {
-  gateway: GatewayCommand;
+  /** runGateway's command, but for the egress policy, which runSlirp4netns adds with the gateway's code. */
+  gateway: Omit<GatewayCommand, 'policy'>;
   exitFd: number | undefined;
   readyFd: number | undefined;
   /** The target process to outlive nothing of (--netns-type=pid), else undefined. */
@@ -202,7 +206,7 @@ export function parseSlirp4netnsArgs(argv: string[]): Slirp4netnsCommand | 'help
   const mtuText = str('mtu');
   const mtu = mtuText === undefined ? 1500 : /^\d{1,6}$/.test(mtuText) ? Number(mtuText) : NaN;
   if (!(mtu >= SLIRP_MIN_MTU && mtu <= SLIRP_MAX_MTU)) throw new UsageError(`--mtu must be an integer from ${SLIRP_MIN_MTU} to ${SLIRP_MAX_MTU}, got ${JSON.stringify(mtuText)}`);
-  const addresses = cidrAddresses(str('cidr') ?? `10.0.2.0/${SUBNET.prefixLength}`);
+  const addresses = cidrAddresses(str('cidr') ?? '10.0.2.0/24');
   const mac = str('macaddress');
   if (mac !== undefined) {
     if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac)) throw new UsageError(`--macaddress must be a MAC address like 02:00:00:00:00:01, got ${JSON.stringify(mac)}`);
@@ -229,8 +233,6 @@ export function parseSlirp4netnsArgs(argv: string[]): Slirp4netnsCommand | 'help
       tap,
       mtu,
       forwards: [],
-      // slirp4netns has no egress rules: every flow the guest makes is carried.
-      policy: new EgressPolicy({ rules: ['allow *'], hostAddresses: hostAddressesOf(networkInterfaces()) }),
       hostLoopback: !values.has('disable-host-loopback'),
       ipv6: values.has('enable-ipv6'),
       hosts: undefined,
@@ -306,6 +308,9 @@ export async function runSlirp4netns(argv: string[]): Promise<number> {
     return 0;
   }
   const c = cmd;
+  const [{ runGateway }, { EgressPolicy, hostAddressesOf }] = await Promise.all([import('./gateway-command.js'), import('../gateway/policy.js')]);
+  // slirp4netns has no egress rules: every flow the guest makes is carried.
+  const policy = new EgressPolicy({ rules: ['allow *'], hostAddresses: hostAddressesOf(networkInterfaces()) });
   const stops: Promise<unknown>[] = [];
   const timers: { stop?: () => void } = {};
   if (c.exitFd !== undefined) stops.push(exitFdClosed(c.exitFd));
@@ -314,7 +319,7 @@ export async function runSlirp4netns(argv: string[]): Promise<number> {
   // Loaded now, before the sandbox hides the file system.
   if (c.sandbox || c.seccomp) confine = (await import('../node/confine.js')).confine;
   try {
-    return await runGateway(c.gateway, {
+    return await runGateway({ ...c.gateway, policy }, {
       log: (line) => process.stderr.write(`${name}: ${line}\n`),
       ready: () => {
         if (confine) confine({ sandbox: c.sandbox, seccomp: c.seccomp });
