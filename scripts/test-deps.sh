@@ -3,7 +3,8 @@
 # the kernel's own tools (ip, ping, ss), curl, python3's http.server, netcat,
 # tcpdump (reads our pcap files), busybox's udhcpd/udhcpc (a stock DHCP server
 # and client), dnsmasq (the DNS server behind the gateway tests' host) and
-# qemu-user with an arm64 runtime (the arm64 prebuild's smoke test).
+# qemu-user with an arm64 runtime (the arm64 prebuild's smoke test) and slirp4netns
+# (the reference the slirp4netns-compatible command is tested against).
 # Without root the device tests skip with a printed reason, so nothing is
 # installed then.
 set -euo pipefail
@@ -15,6 +16,7 @@ command -v ss >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v curl >/dev/null || need+=(curl)
 command -v nc >/dev/null || need+=(netcat-openbsd)
+command -v slirp4netns >/dev/null || need+=(slirp4netns)
 command -v tcpdump >/dev/null || need+=(tcpdump)
 command -v busybox >/dev/null || need+=(busybox)
 command -v python3 >/dev/null || need+=(python3)

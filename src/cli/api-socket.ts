@@ -8,8 +8,11 @@
  *        -> {"return": {"id": ID}}
  *   {"execute": "list_hostfwd"}
  *        -> {"return": {"entries": [{"id", "proto", "host_addr", "host_port", "guest_addr", "guest_port"}]}}
+ *           (slirp4netns mode: {"entries": [...]}, unwrapped, as slirp4netns replies)
  *   {"execute": "remove_hostfwd", "arguments": {"id": ID}}
  *        -> {"return": {}}
+ *   {"execute": "get_info"}
+ *        -> {"return": {"net": {"mtu", "cidr", "ip", "gateway", "dns", ...}, ...}}
  *   anything else -> {"error": {"desc": "..."}}
  *
  * One request per connection: the reply is written and the connection
@@ -32,14 +35,24 @@ interface HostFwdEntry {
   guest_port: number;
 }
 
-type Reply = { return: unknown } | { error: { desc: string } };
+type Reply = { return: unknown } | { entries: HostFwdEntry[] } | { error: { desc: string } };
 
 /** The forwards table behind the socket: ids are handed out in order, never reused. */
 export class HostForwardApi {
   readonly #entries = new Map<number, Forward>();
   #nextId = 1;
 
-  constructor(readonly gateway: Gateway) {}
+  /**
+   * `defaultHostAddr` is the host address of an add_hostfwd that names none
+   * (slirp4netns's is 0.0.0.0; the gateway's own command keeps 127.0.0.1);
+   * `info` is get_info's reply. `bareList`: list_hostfwd answers
+   * {"entries": [...]} without the "return" wrapper, as slirp4netns 1.2
+   * really does (its api.c), for clients written against it.
+   */
+  constructor(
+    readonly gateway: Gateway,
+    readonly options: { defaultHostAddr?: string; info?: () => Record<string, unknown>; bareList?: boolean } = {},
+  ) {}
 
   /** Registers a forward made elsewhere (the -p flags) so that list/remove see it. */
   adopt(forward: Forward): number {
@@ -55,12 +68,16 @@ export class HostForwardApi {
       switch (execute) {
         case 'add_hostfwd':
           return { return: { id: await this.#add(args) } };
-        case 'list_hostfwd':
-          return { return: { entries: [...this.#entries].map(([id, f]) => entry(id, f)) } };
+        case 'list_hostfwd': {
+          const entries = [...this.#entries].map(([id, f]) => entry(id, f));
+          return this.options.bareList ? { entries } : { return: { entries } };
+        }
         case 'remove_hostfwd':
           return this.#remove(args);
+        case 'get_info':
+          return { return: this.options.info?.() ?? {} };
         default:
-          return failure(`unknown command ${JSON.stringify(execute)}: expected add_hostfwd, list_hostfwd or remove_hostfwd`);
+          return failure(`unknown command ${JSON.stringify(execute)}: expected add_hostfwd, list_hostfwd, remove_hostfwd or get_info`);
       }
     } catch (err) {
       return failure(err instanceof Error ? err.message : String(err));
@@ -78,7 +95,7 @@ export class HostForwardApi {
       guestPort: a.guest_port as number,
       // slirp4netns's default host_addr is 0.0.0.0; ours stays 127.0.0.1
       // unless asked, so a forward is never exposed beyond the host by accident.
-      hostAddress: a.host_addr === undefined || a.host_addr === '' ? undefined : (a.host_addr as string),
+      hostAddress: a.host_addr === undefined || a.host_addr === '' ? this.options.defaultHostAddr : (a.host_addr as string),
       guestAddress: a.guest_addr === undefined || a.guest_addr === '' ? undefined : (a.guest_addr as string),
     };
     return this.adopt(await this.gateway.addForward(options));

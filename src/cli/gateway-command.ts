@@ -118,6 +118,36 @@ export interface GatewayCommand {
   configure: boolean;
   /** The TAP's checksum offload and TSO/GSO (openTap's offload). */
   offload: boolean;
+  /** The IPv4 addresses (default SUBNET: slirp4netns's 10.0.2.0/24 ones). */
+  addresses?: Addresses;
+  /** Write /etc/netns/NAME/resolv.conf for a named namespace (default true; slirp4netns mode writes nothing). */
+  resolver?: boolean;
+  /** With configure: bring the namespace's lo up too, as slirp4netns -c does. */
+  loopbackUp?: boolean;
+  /** With configure: the TAP's MAC address (slirp4netns --macaddress). */
+  mac?: string;
+  /** The API's add_hostfwd default host_addr (default 127.0.0.1; slirp4netns's is 0.0.0.0). */
+  apiDefaultHostAddr?: string;
+  /** list_hostfwd replies {"entries": [...]} unwrapped, as slirp4netns does. */
+  apiBareList?: boolean;
+}
+
+/** An IPv4 subnet and the gateway's, DNS's and guest's addresses in it. */
+export interface Addresses {
+  subnet: string;
+  prefixLength: number;
+  gateway: string;
+  dns: string;
+  guest: string;
+}
+
+/** How runGateway talks to its front end. */
+export interface GatewayIo {
+  /** Called once the namespace is configured and usable. */
+  ready(line: string): void;
+  log(line: string): void;
+  /** Settles when the front end wants the gateway to stop (an exit fd's EOF, the target's exit). */
+  until?: Promise<unknown>;
 }
 
 /** Parses a hosts file: `ADDRESS NAME [ALIAS...]` lines, `#` comments. */
@@ -289,13 +319,24 @@ async function inNetns(netns: string, args: string[], command = 'ip'): Promise<v
   }
 }
 
+/** Runs `ip` commands (one a line, without the leading `ip`) in netns through one `ip -batch -`. */
+async function ipBatch(netns: string, commands: string[]): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile('nsenter', [`--net=${netns}`, 'ip', '-batch', '-'], { timeout: 10_000 }, (err, _stdout, stderr) => {
+      if (err) reject(new Error(`ip -batch in ${netns} failed: ${String(stderr).trim() || reason(err)}`));
+      else resolve();
+    });
+    child.stdin!.end(`${commands.join('\n')}\n`);
+  });
+}
+
 /**
  * Runs the gateway until SIGINT/SIGTERM. Resolves with the exit status;
  * `log` gets messages for stderr, `ready` the one line for stdout.
  */
 export async function runGateway(
   cmd: GatewayCommand,
-  io: { ready(line: string): void; log(line: string): void } = {
+  io: GatewayIo = {
     ready: (line) => process.stdout.write(`${line}\n`),
     log: (line) => process.stderr.write(`tcpip-ts gateway: ${line}\n`),
   },
@@ -333,6 +374,7 @@ export async function runGateway(
   };
 
   let failure: Error | null = null;
+  const net = cmd.addresses ?? { subnet: `10.0.2.0/${SUBNET.prefixLength}`, ...SUBNET };
   try {
     const tap = openTap({ name: cmd.tap, netns: cmd.netns, mtu: cmd.mtu, up: cmd.configure, offload: cmd.offload });
     const tapName = tap.name;
@@ -347,10 +389,10 @@ export async function runGateway(
 
     const gateway = createGateway({
       link,
-      subnet: `10.0.2.0/${SUBNET.prefixLength}`,
-      gateway: SUBNET.gateway,
-      dns: SUBNET.dns,
-      guest: SUBNET.guest,
+      subnet: net.subnet,
+      gateway: net.gateway,
+      dns: net.dns,
+      guest: net.guest,
       hostLoopback: cmd.hostLoopback,
       ipv6: cmd.ipv6 ? { prefix: SUBNET6.prefix, gateway: SUBNET6.gateway, dns: SUBNET6.dns } : false,
       policy: cmd.policy,
@@ -363,7 +405,21 @@ export async function runGateway(
     await gateway.ready;
     interrupted();
 
-    const api = new HostForwardApi(gateway);
+    const api = new HostForwardApi(gateway, {
+      defaultHostAddr: cmd.apiDefaultHostAddr,
+      bareList: cmd.apiBareList,
+      info: () => ({
+        net: {
+          mtu: cmd.mtu,
+          cidr: net.subnet,
+          ip: net.guest,
+          gateway: net.gateway,
+          dns: net.dns,
+          ...(cmd.ipv6 ? { ipv6: { prefix: SUBNET6.prefix, gateway: SUBNET6.gateway, dns: SUBNET6.dns } } : {}),
+        },
+        host_loopback: cmd.hostLoopback,
+      }),
+    });
     const clauses: string[] = [];
     for (const f of cmd.forwards) {
       let fw;
@@ -394,18 +450,24 @@ export async function runGateway(
         const conf = `net.ipv6.conf.${tapName.replace(/\./g, '/')}`;
         await inNetns(cmd.netns, ['-q', '-w', `${conf}.disable_ipv6=0`, `${conf}.accept_dad=0`, `${conf}.accept_ra=2`, `${conf}.autoconf=1`], 'sysctl');
       }
-      await inNetns(cmd.netns, ['addr', 'add', `${SUBNET.guest}/${SUBNET.prefixLength}`, 'dev', tapName]);
-      await inNetns(cmd.netns, ['link', 'set', tapName, 'up']);
-      await inNetns(cmd.netns, ['route', 'add', 'default', 'via', SUBNET.gateway, 'dev', tapName]);
+      // One `ip -batch` process for the lot: each nsenter + ip costs a fork
+      // and exec (about 10 ms here), most of the time a runtime waits for ready.
+      await ipBatch(cmd.netns, [
+        ...(cmd.mac !== undefined ? [`link set dev ${tapName} address ${cmd.mac}`] : []),
+        `addr add ${net.guest}/${net.prefixLength} dev ${tapName}`,
+        `link set ${tapName} up`,
+        `route add default via ${net.gateway} dev ${tapName}`,
+        ...(cmd.loopbackUp ? ['link set lo up'] : []),
+      ]);
       // The address and route go with the TAP when its fd closes.
       interrupted();
-      setResolver(cmd, undo, io);
+      if (cmd.resolver !== false) setResolver(cmd, undo, io);
       // The namespace listens to advertisements now: no need to wait for
       // its next solicitation or our next periodic advertisement.
       gateway.routerAdvertiser?.advertiseSoon();
     }
 
-    const head = `ready ${tapName} ${SUBNET.guest}/${SUBNET.prefixLength} via ${SUBNET.gateway} dns ${SUBNET.dns}`;
+    const head = `ready ${tapName} ${net.guest}/${net.prefixLength} via ${net.gateway} dns ${net.dns}`;
     const v6: string[] = [];
     if (cmd.ipv6) {
       const linkLocal = gateway.interface.ipv6.find((a) => a.address.startsWith('fe80:'))?.address;
@@ -416,7 +478,7 @@ export async function runGateway(
       v6.push(`ipv6 ${address ?? SUBNET6.prefix} via ${linkLocal} dns ${SUBNET6.dns}`);
     }
     io.ready([head, ...v6, ...clauses].join(' '));
-    await Promise.race([stopped, failed]);
+    await Promise.race([stopped, failed, ...(io.until ? [io.until] : [])]);
   } catch (err) {
     if (!(err as { signal?: boolean }).signal) failure = err as Error;
   } finally {

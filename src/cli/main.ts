@@ -14,6 +14,9 @@ Commands:
               /dev/net/tun, namespaces, ping sockets); see tcpip-ts doctor --help
   gateway     give a network namespace outbound networking through this
               host's sockets (slirp4netns-style); see tcpip-ts gateway --help
+  slirp4netns the same gateway behind slirp4netns 1.2's command line, for
+              podman, rootlesskit and scripts (also the tcpip-ts-slirp4netns
+              command); see tcpip-ts slirp4netns --help
 
 Options:
   -h, --help     show this help and exit
@@ -40,6 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'doctor') return runDoctor(rest);
+  if (command === 'slirp4netns') return (await import('./slirp4netns-command.js')).runSlirp4netns(rest);
   if (command === 'gateway') {
     let cmd;
     try {
