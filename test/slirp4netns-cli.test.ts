@@ -202,6 +202,7 @@ describe('tcpip-ts-slirp4netns command line', () => {
 });
 
 for (const [label, impl] of IMPLS) {
+  if (impl && impl !== OURS) console.log(`slirp4netns-cli: "ends when the target process exits" skipped for ${label}: Debian's slirp4netns 1.2.0 keeps serving after its target exits`);
   describe.skipIf(!!unavailable || !impl)(`${label}: started as podman and rootlesskit start it`, () => {
     it('by PID with -c -e 3 -r 4 --api-socket: ready byte, address, route, lo, DNS, host loopback, API, forward; exit-fd EOF ends it leaving nothing', { timeout: 60_000 }, async () => {
       const h = holder();
