@@ -21,6 +21,9 @@ import { createGateway, parseForward, type ForwardOptions } from '../gateway/gat
 import { EgressPolicy, hostAddressesOf, parseRule } from '../gateway/policy.js';
 import { parseIp } from '../wire/address.js';
 import { HostForwardApi, serveApiSocket } from './api-socket.js';
+import { UsageError, checkApiSocketPath, checkTapName } from './usage.js';
+
+export { UsageError };
 
 const run = promisify(execFile);
 
@@ -98,9 +101,6 @@ link-local address, the namespace's default route.
 
 Exit status: 0 after a signal, 1 if setting up or serving fails, 2 for bad usage.
 `;
-
-/** A mistake on the command line: printed with a pointer to --help, exit 2. */
-export class UsageError extends Error {}
 
 export interface GatewayCommand {
   netns: string;
@@ -235,9 +235,7 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
   const named = /^(?:\/var)?\/run\/netns\/([^/]+)$/.exec(netns);
 
   const tap = values.tap ?? 'tap0';
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(tap) || tap === '.' || tap === '..') {
-    throw new UsageError(`--tap must be an interface name of 1-15 letters, digits, '_', '.' or '-', got ${JSON.stringify(tap)}`);
-  }
+  checkTapName(tap, '--tap');
   const mtu = values.mtu === undefined ? 1500 : /^\d{1,6}$/.test(values.mtu) ? Number(values.mtu) : NaN;
   if (!(mtu >= MIN_MTU && mtu <= MAX_MTU)) throw new UsageError(`--mtu must be an integer from ${MIN_MTU} to ${MAX_MTU}, got ${JSON.stringify(values.mtu)}`);
 
@@ -280,9 +278,7 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
   }
   if (values.pcap === '') throw new UsageError('--pcap must be a file path');
   const apiSocket = values['api-socket'];
-  if (apiSocket !== undefined && (apiSocket === '' || existsSync(apiSocket))) {
-    throw new UsageError(`--api-socket ${apiSocket}: ${apiSocket === '' ? 'must be a path' : 'already exists (another gateway, or a stale socket to remove)'}`);
-  }
+  checkApiSocketPath(apiSocket);
   // Last: the flags are well-formed, so now ask whether the namespace exists.
   try {
     statSync(netns);

@@ -10,7 +10,7 @@
  * Unlike `tcpip-ts gateway` it writes nothing on the host (no
  * /etc/netns/NAME/resolv.conf): podman writes the container's resolver.
  */
-import { closeSync, existsSync, statSync, writeSync } from 'node:fs';
+import { closeSync, statSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { formatIp, parsePrefix } from '../wire/address.js';
@@ -18,9 +18,10 @@ import { packageVersion } from '../node/package-root.js';
 // Types only: the gateway (wasm, addon) is imported once the arguments are
 // good, so --help, which podman runs before every container, loads none of it.
 import type { Addresses, GatewayCommand } from './gateway-command.js';
+import { UsageError, checkApiSocketPath, checkTapName } from './usage.js';
 
-/** A mistake on the command line: one line on stderr, exit 2. */
-export class UsageError extends Error {}
+export { UsageError };
+
 
 /** slirp4netns refuses MTUs above 65521 (libslirp's limit); the gateway's MAX_MTU is 65520, podman asks for 65520. */
 const SLIRP_MAX_MTU = 65520;
@@ -200,9 +201,7 @@ export function parseSlirp4netnsArgs(argv: string[]): Slirp4netnsCommand | 'help
   } else {
     netns = target;
   }
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(tap) || tap === '.' || tap === '..') {
-    throw new UsageError(`TAPNAME must be an interface name of 1-15 letters, digits, '_', '.' or '-', got ${JSON.stringify(tap)}`);
-  }
+  checkTapName(tap, 'TAPNAME');
   const mtuText = str('mtu');
   const mtu = mtuText === undefined ? 1500 : /^\d{1,6}$/.test(mtuText) ? Number(mtuText) : NaN;
   if (!(mtu >= SLIRP_MIN_MTU && mtu <= SLIRP_MAX_MTU)) throw new UsageError(`--mtu must be an integer from ${SLIRP_MIN_MTU} to ${SLIRP_MAX_MTU}, got ${JSON.stringify(mtuText)}`);
@@ -215,9 +214,7 @@ export function parseSlirp4netnsArgs(argv: string[]): Slirp4netnsCommand | 'help
   const exitFd = values.has('exit-fd') ? fdValue('--exit-fd', str('exit-fd')!) : undefined;
   const readyFd = values.has('ready-fd') ? fdValue('--ready-fd', str('ready-fd')!) : undefined;
   const apiSocket = str('api-socket');
-  if (apiSocket !== undefined && (apiSocket === '' || existsSync(apiSocket))) {
-    throw new UsageError(`--api-socket ${apiSocket}: ${apiSocket === '' ? 'must be a path' : 'already exists (another instance, or a stale socket to remove)'}`);
-  }
+  checkApiSocketPath(apiSocket);
   try {
     statSync(netns);
   } catch (err) {
