@@ -26,6 +26,14 @@ command -v python3 >/dev/null || need+=(python3)
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 [ -f /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-arm64-cross)
 [ -f /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || need+=(libstdc++6-arm64-cross)
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
+command -v conmon >/dev/null || need+=(conmon)
+[ -x /usr/libexec/podman/catatonit ] || command -v catatonit >/dev/null || need+=(catatonit)
+command -v slirp4netns >/dev/null || need+=(slirp4netns)
+command -v rootlesskit >/dev/null || need+=(rootlesskit)
+command -v newuidmap >/dev/null || need+=(uidmap)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}" >&2
   apt-get update -qq >&2

@@ -1,0 +1,149 @@
+/**
+ * Podman for the tests, isolated from the host's: its own storage root and
+ * run root, its own containers.conf (CONTAINERS_CONF) and storage.conf
+ * (CONTAINERS_STORAGE_CONF) naming the network helper under test, and a
+ * busybox image imported from a rootfs tarball made here from busybox-static
+ * (no registry: it is unreachable, and a test must not depend on one).
+ *
+ * The rootfs tarball is cached under ~/.cache/tcpip-ts (it depends only on
+ * /bin/busybox); the storage is per run and removed by dispose().
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+export const BUSYBOX = '/bin/busybox';
+export const IMAGE = 'localhost/tcpip-ts-busybox:test';
+
+/** Why podman tests cannot run here, or null. */
+export function podmanUnavailable(): string | null {
+  if (process.getuid?.() !== 0) return 'not root (podman tests run rootful; scripts/test-deps.sh installs podman as root)';
+  // runc, not crun: crun refuses hybrid cgroup hierarchies (v1 controllers
+  // beside a v2 mount), which sandboxed hosts have.
+  for (const tool of ['podman', 'runc', 'conmon']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    } catch {
+      return `${tool} is not installed (scripts/test-deps.sh installs it)`;
+    }
+  }
+  if (!isStatic()) return `${BUSYBOX} is not statically linked (apt-get install busybox-static; scripts/test-deps.sh does)`;
+  return null;
+}
+
+/** A static ELF has no PT_INTERP: look for the interpreter path's usual prefix. */
+function isStatic(): boolean {
+  try {
+    return !readFileSync(BUSYBOX).subarray(0, 4096).toString('latin1').includes('/lib64/ld-linux');
+  } catch {
+    return false;
+  }
+}
+
+/** The rootfs tarball: /bin/busybox, its applets as symlinks, a minimal /etc, /www/index.html for httpd. */
+export function busyboxRootfs(): string {
+  const cache = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'tcpip-ts');
+  const stamp = statSync(BUSYBOX);
+  const tarball = join(cache, `busybox-rootfs-${stamp.size}-${Math.floor(stamp.mtimeMs)}.tar`);
+  if (existsSync(tarball)) return tarball;
+  mkdirSync(cache, { recursive: true });
+  const root = mkdtempSync(join(tmpdir(), 'bbroot-'));
+  try {
+    for (const d of ['bin', 'etc', 'tmp', 'www', 'proc', 'sys', 'dev', 'root']) mkdirSync(join(root, d));
+    execFileSync('cp', [BUSYBOX, join(root, 'bin/busybox')]);
+    const applets = execFileSync(BUSYBOX, ['--list']).toString().split('\n').filter((a) => a && a !== 'busybox');
+    for (const a of applets) symlinkSync('busybox', join(root, 'bin', a));
+    writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
+    writeFileSync(join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+    writeFileSync(join(root, 'www/index.html'), 'hello from the container\n');
+    chmodSync(join(root, 'tmp'), 0o1777);
+    const partial = `${tarball}.${process.pid}`;
+    execFileSync('tar', ['-C', root, '-cf', partial, '.']);
+    execFileSync('mv', [partial, tarball]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  return tarball;
+}
+
+export interface PodmanOptions {
+  /** The network helper podman runs as slirp4netns (containers.conf network_cmd_path). */
+  helper: string;
+  /** A resolv.conf the helper sees as /etc/resolv.conf (keeps DNS forwarding on loopback). */
+  resolvConf?: string;
+}
+
+/** One isolated podman: run(args) runs `podman ARGS` against its own storage and configuration. */
+export class Podman {
+  readonly dir: string;
+  /** The wrapper podman runs: unique per instance, so pgrep can find its helper processes. */
+  readonly wrapper: string;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly globals: string[];
+
+  private constructor(opts: PodmanOptions) {
+    this.dir = mkdtempSync(join(tmpdir(), 'podman-t-'));
+    this.wrapper = join(this.dir, 'slirp4netns');
+    // The wrapper gives the helper a private mount namespace whose
+    // /etc/resolv.conf names the test's DNS server; fds 3 and 4 (exit and
+    // ready) pass through exec untouched.
+    const bind = opts.resolvConf ? `mount --bind ${JSON.stringify(opts.resolvConf)} /etc/resolv.conf || exit 1; ` : '';
+    writeFileSync(this.wrapper, `#!/bin/sh\nexec unshare -m --propagation private sh -c '${bind}exec "$0" "$@"' ${JSON.stringify(opts.helper)} "$@"\n`);
+    chmodSync(this.wrapper, 0o755);
+    const conf = join(this.dir, 'containers.conf');
+    writeFileSync(conf, [
+      '[containers]', 'log_driver = "k8s-file"', '',
+      '[engine]', `network_cmd_path = "${this.wrapper}"`, 'cgroup_manager = "cgroupfs"', 'events_logger = "file"',
+      `tmp_dir = "${join(this.dir, 'tmp')}"`, `volume_path = "${join(this.dir, 'volumes')}"`, 'runtime = "runc"', '',
+      '[network]', `network_config_dir = "${join(this.dir, 'net')}"`, '',
+    ].join('\n'));
+    const storage = join(this.dir, 'storage.conf');
+    writeFileSync(storage, `[storage]\ndriver = "vfs"\ngraphroot = "${join(this.dir, 'root')}"\nrunroot = "${join(this.dir, 'runroot')}"\n`);
+    this.env = { ...process.env, CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage, CONTAINERS_REGISTRIES_CONF: join(this.dir, 'registries.conf') };
+    writeFileSync(join(this.dir, 'registries.conf'), 'unqualified-search-registries = []\n');
+    this.globals = ['--root', join(this.dir, 'root'), '--runroot', join(this.dir, 'runroot'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
+  }
+
+  static async create(opts: PodmanOptions): Promise<Podman> {
+    const p = new Podman(opts);
+    try {
+      await p.run(['import', busyboxRootfs(), IMAGE]);
+    } catch (err) {
+      await p.dispose();
+      throw err;
+    }
+    return p;
+  }
+
+  async run(args: string[], timeout = 60_000): Promise<{ stdout: string; stderr: string }> {
+    // Rootful podman raises RLIMIT_NOFILE/NPROC to its own defaults (even with
+    // --ulimit host), which a sandboxed host (a container itself) refuses:
+    // ask for limits below any host's.
+    if (args[0] === 'run') args = ['run', '--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096', ...args.slice(1)];
+    try {
+      return await run('podman', [...this.globals, ...args], { env: this.env, timeout, maxBuffer: 64 << 20 });
+    } catch (err) {
+      const e = err as Error & { stdout?: string; stderr?: string };
+      e.message = `podman ${args.join(' ')}: ${e.message}\n${e.stderr ?? ''}`;
+      throw e;
+    }
+  }
+
+  /** Helper processes still alive (the wrapper's path is in their command line, or the helper's). */
+  async helperPids(helper: string): Promise<number[]> {
+    const out = await run('ps', ['-eo', 'pid=,args=']).then((r) => r.stdout, () => '');
+    return out.split('\n').filter((l) => l.includes(this.wrapper) || (l.includes(helper) && l.includes('--netns-type')))
+      .map((l) => Number(l.trim().split(/\s+/)[0])).filter((pid) => pid !== process.pid);
+  }
+
+  /** Removes every container, stops podman's processes, removes the storage. */
+  async dispose(): Promise<void> {
+    await this.run(['rm', '-af', '-t', '0']).catch(() => undefined);
+    // vfs layers and the run root may hold mounts (shm); unmount before rm.
+    await run('sh', ['-c', `grep -o " ${this.dir}[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l`]).catch(() => undefined);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
