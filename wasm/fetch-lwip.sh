@@ -16,7 +16,13 @@ set -euo pipefail
 # also carries a hash of this script, so two branches that both bump FIXES
 # (or a forgotten bump) never share a tree patched differently.
 FIXES=5
-FIXES_KEY="$FIXES-$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-8)"
+# Larger changes live as our own unified diffs in wasm/patches/, applied in
+# name order after the edits of apply_fixes; they are part of the key too.
+patches_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/patches"
+shopt -s nullglob
+patch_files=("$patches_dir"/*.patch)
+shopt -u nullglob
+FIXES_KEY="$FIXES-$(cat "${BASH_SOURCE[0]}" ${patch_files[@]+"${patch_files[@]}"} | sha256sum | cut -c1-8)"
 
 LWIP_VERSION=2.2.1
 DEBIAN_SUITE=trixie
@@ -115,6 +121,17 @@ apply_fixes() {
   file="$1/src/core/ipv6/ip6_frag.c"
   expect_one "$file" '^  identification++;$'
   sed -i 's|^  identification++;$|  identification = LWIP_RAND(); /* tcpip-ts: random IDs, RFC 7739 */|' "$file"
+
+  # Our patch files, in name order. No fuzz: a patch that no longer applies
+  # exactly means lwIP or an earlier patch changed under it, and must be
+  # reviewed, not guessed.
+  local p
+  for p in ${patch_files[@]+"${patch_files[@]}"}; do
+    patch -d "$1" -p1 -s -N --fuzz=0 --no-backup-if-mismatch < "$p" >&2 || {
+      log "$(basename "$p") does not apply to lwIP $LWIP_VERSION: review it"
+      exit 1
+    }
+  done
 }
 
 # Fails unless exactly one line of file matches the sed pattern.
