@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <sched.h>
@@ -127,36 +128,53 @@ static int open_device(const tap_request *r, char *name_out, failure *f) {
   return fd;
 }
 
-static int open_in_netns(const tap_request *r, char *name_out, failure *f) {
-  /* setns() moves only the calling thread; save where it is to come back. */
-  int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (home < 0) {
-    fail(f, "open", "cannot open the current network namespace %s", "/proc/thread-self/ns/net");
-    return -1;
-  }
+typedef struct netns_job {
+  const tap_request *r;
+  char *name_out;
+  failure *f;
+  int fd;
+} netns_job;
+
+static void *open_in_netns_thread(void *arg) {
+  netns_job *job = arg;
+  const tap_request *r = job->r;
+  job->fd = -1;
   int target = open(r->netns, O_RDONLY | O_CLOEXEC);
   if (target < 0) {
-    fail(f, "open", "cannot open network namespace %s", r->netns);
-    close(home);
-    return -1;
+    fail(job->f, "open", "cannot open network namespace %s", r->netns);
+    return NULL;
   }
   if (setns(target, CLONE_NEWNET) < 0) {
-    fail(f, "setns", "cannot enter network namespace %s", r->netns);
+    fail(job->f, "setns", "cannot enter network namespace %s", r->netns);
     close(target);
-    close(home);
-    return -1;
+    return NULL;
   }
   close(target);
-  int fd = open_device(r, name_out, f);
-  if (setns(home, CLONE_NEWNET) < 0) {
-    /* The JS thread would go on in the wrong namespace, and every later
-     * socket it opens with it: stopping is the only safe answer. */
-    char msg[PATH_MAX + 128];
-    snprintf(msg, sizeof msg, "openTap: cannot return from network namespace %s: %s", r->netns, strerror(errno));
-    napi_fatal_error("tcpip_native", NAPI_AUTO_LENGTH, msg, NAPI_AUTO_LENGTH);
+  /* The device belongs to the namespace it was opened in; its fd serves
+   * every thread of the process once this one has gone. */
+  job->fd = open_device(r, job->name_out, job->f);
+  return NULL;
+}
+
+/* setns() moves only the calling thread, so a thread of its own enters the
+ * namespace, opens the device there and ends. The JS thread never leaves
+ * its namespace, so nothing has to bring it back: going back is often not
+ * allowed at all, e.g. for a helper that rootless podman starts inside its
+ * user namespace, which may enter the container's namespace (owned by that
+ * user namespace) but not return to the host's (owned by the initial one).
+ * slirp4netns answers the same problem with a child process and an fd
+ * passed over a socket; a thread needs neither. */
+static int open_in_netns(const tap_request *r, char *name_out, failure *f) {
+  netns_job job = {.r = r, .name_out = name_out, .f = f, .fd = -1};
+  pthread_t thread;
+  int err = pthread_create(&thread, NULL, open_in_netns_thread, &job);
+  if (err != 0) {
+    errno = err;
+    fail(f, "pthread_create", "cannot start a thread to enter network namespace %s", r->netns);
+    return -1;
   }
-  close(home);
-  return fd;
+  pthread_join(thread, NULL);
+  return job.fd;
 }
 
 static bool parse_request(napi_env env, napi_value opts, tap_request *r) {
