@@ -1,5 +1,6 @@
 /**
- * Rootful podman 4.3 with `--network slirp4netns`, its helper named by
+ * Podman 4.3 with `--network slirp4netns`, rootful and rootless (as a user
+ * the test makes, which exists only in podman's private mount namespace), its helper named by
  * containers.conf's network_cmd_path: once the real slirp4netns (which proves
  * the test) and once tcpip-ts's slirp4netns-compatible command
  * (bin/tcpip-ts-slirp4netns.js; build with `npx tsc -p tsconfig.json`).
@@ -20,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IMAGE, Podman, podmanUnavailable } from './support/containers.js';
+import { IMAGE, Podman, podmanUnavailable, rootlessUnavailable } from './support/containers.js';
 import { waitFor } from './support/netns.js';
 
 const OURS = fileURLToPath(new URL('../bin/tcpip-ts-slirp4netns.js', import.meta.url));
@@ -30,12 +31,19 @@ const DNS_ADDRESS = '127.0.11.53';
 
 const unavailable = podmanUnavailable();
 if (unavailable) console.log(`podman: skipped: ${unavailable}`);
+const rootlessSkip = unavailable ? null : rootlessUnavailable();
+if (rootlessSkip) console.log(`podman: the rootless half is skipped: ${rootlessSkip}`);
 if (!REAL) console.log('podman: the real slirp4netns is not installed (scripts/test-deps.sh installs it); its half is skipped');
 if (!existsSync(OURS_MAIN)) console.log(`podman: ${OURS_MAIN} is missing (npx tsc -p tsconfig.json); the tcpip-ts half is skipped`);
 
 const helpers: [string, string | undefined][] = [
   ['slirp4netns', REAL],
   ['tcpip-ts', existsSync(OURS_MAIN) ? OURS : undefined],
+];
+/** Each helper rootful, then rootless (as a user made by the test, in a private mount namespace). */
+const cases: [string, string, string | undefined, boolean][] = [
+  ...helpers.map(([n, h]): [string, string, string | undefined, boolean] => ['rootful', n, h, false]),
+  ...helpers.map(([n, h]): [string, string, string | undefined, boolean] => ['rootless', n, h, true]),
 ];
 
 let dir: string;
@@ -105,12 +113,12 @@ function section(out: string, name: string): string {
   return end < 0 ? body : body.slice(0, end + 1);
 }
 
-describe.each(helpers)('podman --network slirp4netns with %s', (name, helper) => {
-  const skip = unavailable ?? (helper ? null : `${name} is not available`);
+describe.each(cases)('%s podman --network slirp4netns with %s', (_mode, name, helper, rootless) => {
+  const skip = unavailable ?? (rootless ? rootlessSkip : null) ?? (helper ? null : `${name} is not available`);
   let podman: Podman;
   beforeAll(async () => {
     if (skip) return;
-    podman = await Podman.create({ helper: helper!, resolvConf });
+    podman = await Podman.create({ helper: helper!, resolvConf, rootless });
   }, 120_000);
   afterAll(async () => {
     await podman?.dispose();

@@ -74,6 +74,35 @@ export interface PodmanOptions {
   helper: string;
   /** A resolv.conf the helper sees as /etc/resolv.conf (keeps DNS forwarding on loopback). */
   resolvConf?: string;
+  /**
+   * Run podman rootless, as a user made for this instance (see rootlessUnavailable):
+   * it exists only in the private mount namespace each podman call runs in.
+   */
+  rootless?: boolean;
+}
+
+/** The user rootless podman runs as: an id no host account has, and a subordinate range of its own. */
+const ROOTLESS_UID = 47_000 + (process.pid % 1000);
+const ROOTLESS_NAME = 'tcpiptsrl';
+const SUBID_START = 3_000_000;
+
+/** Why rootless podman cannot run here, or null. */
+export function rootlessUnavailable(): string | null {
+  const root = podmanUnavailable();
+  if (root) return root;
+  for (const tool of ['newuidmap', 'newgidmap', 'setpriv', 'unshare']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    } catch {
+      return `${tool} is not installed (uidmap, util-linux; scripts/test-deps.sh installs them)`;
+    }
+  }
+  try {
+    execFileSync('setpriv', [`--reuid=${ROOTLESS_UID}`, `--regid=${ROOTLESS_UID}`, '--clear-groups', 'unshare', '-U', '-r', 'true'], { stdio: 'ignore', timeout: 10_000 });
+  } catch {
+    return 'this kernel refuses user namespaces to unprivileged users (kernel.unprivileged_userns_clone or user.max_user_namespaces)';
+  }
+  return null;
 }
 
 /** One isolated podman: run(args) runs `podman ARGS` against its own storage and configuration. */
@@ -84,14 +113,24 @@ export class Podman {
   private readonly env: NodeJS.ProcessEnv;
   private readonly globals: string[];
 
+  /** Rootless: the script each podman call goes through (mount namespace set up, then the user's podman). */
+  private readonly enter?: string;
+
   private constructor(opts: PodmanOptions) {
     this.dir = mkdtempSync(join(tmpdir(), 'podman-t-'));
     this.wrapper = join(this.dir, 'slirp4netns');
-    // The wrapper gives the helper a private mount namespace whose
-    // /etc/resolv.conf names the test's DNS server; fds 3 and 4 (exit and
-    // ready) pass through exec untouched.
     const bind = opts.resolvConf ? `mount --bind ${JSON.stringify(opts.resolvConf)} /etc/resolv.conf || exit 1; ` : '';
-    writeFileSync(this.wrapper, `#!/bin/sh\nexec unshare -m --propagation private sh -c '${bind}exec "$0" "$@"' ${JSON.stringify(opts.helper)} "$@"\n`);
+    if (opts.rootless) {
+      // Every process of the user's podman, its helper included, descends
+      // from enter.sh's mount namespace, so the resolver bind is made there.
+      writeFileSync(this.wrapper, `#!/bin/sh\nexec ${JSON.stringify(opts.helper)} "$@"\n`);
+      this.enter = this.writeEnter(bind);
+    } else {
+      // The wrapper gives the helper a private mount namespace whose
+      // /etc/resolv.conf names the test's DNS server; fds 3 and 4 (exit and
+      // ready) pass through exec untouched.
+      writeFileSync(this.wrapper, `#!/bin/sh\nexec unshare -m --propagation private sh -c '${bind}exec "$0" "$@"' ${JSON.stringify(opts.helper)} "$@"\n`);
+    }
     chmodSync(this.wrapper, 0o755);
     const conf = join(this.dir, 'containers.conf');
     writeFileSync(conf, [
@@ -105,12 +144,67 @@ export class Podman {
     this.env = { ...process.env, CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage, CONTAINERS_REGISTRIES_CONF: join(this.dir, 'registries.conf') };
     writeFileSync(join(this.dir, 'registries.conf'), 'unqualified-search-registries = []\n');
     this.globals = ['--root', join(this.dir, 'root'), '--runroot', join(this.dir, 'runroot'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
+    if (opts.rootless) {
+      for (const d of ['root', 'runroot', 'tmp', 'volumes', 'net', 'home', 'run']) mkdirSync(join(this.dir, d), { recursive: true });
+      execFileSync('chown', ['-R', `${ROOTLESS_UID}:${ROOTLESS_UID}`, join(this.dir, 'root'), join(this.dir, 'runroot'), join(this.dir, 'tmp'),
+        join(this.dir, 'volumes'), join(this.dir, 'net'), join(this.dir, 'home'), join(this.dir, 'run')]);
+      chmodSync(join(this.dir, 'run'), 0o700);
+      chmodSync(this.dir, 0o755);
+    }
+  }
+
+  /**
+   * Rootless podman's world, made only in a private mount namespace so the
+   * host's files are never touched: the user in copies of /etc/passwd and
+   * /etc/group, its subordinate ids in copies of /etc/subuid and /etc/subgid
+   * (what newuidmap reads), and /dev/net/tun as a node of mode 0666, as
+   * Debian's udev makes it (a sandboxed host may have it 0600, which stops
+   * every rootless helper, slirp4netns too). Then podman runs as the user.
+   */
+  private writeEnter(bindResolver: string): string {
+    const etc = join(this.dir, 'etc');
+    mkdirSync(etc);
+    const read = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8') : '');
+    const line = (s: string) => (s === '' || s.endsWith('\n') ? s : `${s}\n`);
+    writeFileSync(join(etc, 'passwd'), `${line(read('/etc/passwd'))}${ROOTLESS_NAME}:x:${ROOTLESS_UID}:${ROOTLESS_UID}::${join(this.dir, 'home')}:/bin/sh\n`);
+    writeFileSync(join(etc, 'group'), `${line(read('/etc/group'))}${ROOTLESS_NAME}:x:${ROOTLESS_UID}:\n`);
+    writeFileSync(join(etc, 'subuid'), `${ROOTLESS_NAME}:${SUBID_START}:65536\n`);
+    writeFileSync(join(etc, 'subgid'), `${ROOTLESS_NAME}:${SUBID_START}:65536\n`);
+    const tun = join(this.dir, 'tun');
+    const q = JSON.stringify;
+    const binds = ['passwd', 'group', 'subuid', 'subgid'].map((f) => `[ -e /etc/${f} ] || : > /etc/${f}; mount --bind ${q(join(etc, f))} /etc/${f} || exit 1`);
+    const env = [
+      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${join(this.dir, 'home')}`, `USER=${ROOTLESS_NAME}`,
+      `LOGNAME=${ROOTLESS_NAME}`, `XDG_RUNTIME_DIR=${join(this.dir, 'run')}`, `CONTAINERS_CONF=${join(this.dir, 'containers.conf')}`,
+      `CONTAINERS_STORAGE_CONF=${join(this.dir, 'storage.conf')}`, `CONTAINERS_REGISTRIES_CONF=${join(this.dir, 'registries.conf')}`,
+    ];
+    const script = [
+      '#!/bin/sh',
+      `[ -c ${q(tun)} ] || { mknod ${q(tun)} c 10 200 && chmod 666 ${q(tun)}; } || exit 1`,
+      `mount --bind ${q(tun)} /dev/net/tun || exit 1`,
+      ...binds,
+      bindResolver,
+      `cd ${q(join(this.dir, 'home'))}`,
+      `exec setpriv --reuid=${ROOTLESS_UID} --regid=${ROOTLESS_UID} --clear-groups env -i ${env.map((e) => q(e)).join(' ')} podman "$@"`,
+      '',
+    ].join('\n');
+    const path = join(this.dir, 'enter.sh');
+    writeFileSync(path, script);
+    chmodSync(path, 0o755);
+    return path;
   }
 
   static async create(opts: PodmanOptions): Promise<Podman> {
     const p = new Podman(opts);
     try {
-      await p.run(['import', busyboxRootfs(), IMAGE]);
+      let rootfs = busyboxRootfs();
+      if (opts.rootless) {
+        // The cache may sit in root's home, which the user cannot read.
+        execFileSync('cp', [rootfs, join(p.dir, 'home', 'rootfs.tar')]);
+        rootfs = join(p.dir, 'home', 'rootfs.tar');
+        chmodSync(rootfs, 0o644);
+      }
+      await p.run(['import', rootfs, IMAGE]);
     } catch (err) {
       await p.dispose();
       throw err;
@@ -123,8 +217,11 @@ export class Podman {
     // --ulimit host), which a sandboxed host (a container itself) refuses:
     // ask for limits below any host's.
     if (args[0] === 'run') args = ['run', '--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096', ...args.slice(1)];
+    const [cmd, argv] = this.enter
+      ? ['unshare', ['-m', '--propagation', 'private', this.enter, ...this.globals, ...args]]
+      : ['podman', [...this.globals, ...args]];
     try {
-      return await run('podman', [...this.globals, ...args], { env: this.env, timeout, maxBuffer: 64 << 20 });
+      return await run(cmd, argv, { env: this.env, timeout, maxBuffer: 64 << 20 });
     } catch (err) {
       const e = err as Error & { stdout?: string; stderr?: string };
       e.message = `podman ${args.join(' ')}: ${e.message}\n${e.stderr ?? ''}`;
@@ -142,6 +239,9 @@ export class Podman {
   /** Removes every container, stops podman's processes, removes the storage. */
   async dispose(): Promise<void> {
     await this.run(['rm', '-af', '-t', '0']).catch(() => undefined);
+    // Rootless podman leaves its pause process (the user namespace's
+    // keeper) behind by design; the user exists only for this instance.
+    if (this.enter) await run('pkill', ['-KILL', '-U', String(ROOTLESS_UID)]).catch(() => undefined);
     // vfs layers and the run root may hold mounts (shm); unmount before rm.
     await run('sh', ['-c', `grep -o " ${this.dir}[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l`]).catch(() => undefined);
     rmSync(this.dir, { recursive: true, force: true });
