@@ -124,9 +124,9 @@ describe.each(cases)('%s podman --network slirp4netns with %s', (_mode, name, he
     await podman?.dispose();
   }, 60_000);
 
-  it.skipIf(skip)('default: 10.0.2.100, default route via 10.0.2.2, DNS at 10.0.2.3 answers, host loopback refused', async () => {
+  it.skipIf(skip)('default: 10.0.2.100 with its broadcast address, default route via 10.0.2.2, DNS at 10.0.2.3 answers, host loopback refused', async () => {
     const { stdout } = await podman.run(['run', '--rm', '--network', 'slirp4netns', IMAGE, ...PROBE(hostPort, false)]);
-    expect(section(stdout, 'ADDR')).toMatch(/inet 10\.0\.2\.100\/24/);
+    expect(section(stdout, 'ADDR')).toMatch(/inet 10\.0\.2\.100\/24 brd 10\.0\.2\.255 /);
     expect(section(stdout, 'ROUTE')).toMatch(/^default via 10\.0\.2\.2 dev tap0/m);
     expect(section(stdout, 'RESOLV')).toMatch(/^nameserver 10\.0\.2\.3$/m);
     expect(section(stdout, 'DNS')).toMatch(/Address:\s*127\.0\.0\.9/);

@@ -282,6 +282,32 @@ for (const [label, impl] of IMPLS) {
       expect(code).not.toBe('still running');
     });
 
+    it('a stale API socket file (what --enable-sandbox leaves) is replaced; ours refuses a live one in one line', { timeout: 60_000 }, async () => {
+      const h = holder();
+      await holderReady(h);
+      const sock = join(dir, `stale-${label}.sock`);
+      // A socket file whose process is gone: bound, never unlinked.
+      await run('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', sock]);
+      expect(existsSync(sock)).toBe(true);
+      const s = start(impl!, ['-c', '-e', '3', '-r', '4', '--api-socket', sock, String(h.pid), 'tap0']);
+      expect(await readyByte(s)).toBe('1');
+      expect(await api(sock, '{"execute":"list_hostfwd"}')).toEqual({ entries: [] });
+      if (impl === OURS) {
+        const h2 = holder();
+        await holderReady(h2);
+        const second = start(impl!, ['-c', '-r', '4', '--api-socket', sock, String(h2.pid), 'tap0']);
+        expect(await second.exited).toBe(1);
+        expect(second.stderr().trim().split('\n')).toHaveLength(1);
+        expect(second.stderr()).toMatch(/another instance is serving it/);
+        expect(await tapGone(h2.pid!)).toBe(true);
+        // The first still answers.
+        expect(await api(sock, '{"execute":"list_hostfwd"}')).toEqual({ entries: [] });
+      }
+      s.exitFd.end();
+      (s.exitFd as unknown as { destroy(): void }).destroy();
+      expect(await s.exited).toBe(0);
+    });
+
     it('a TAP name in use: one-line error, non-zero exit, the existing device left alone', { timeout: 30_000 }, async () => {
       const h = holder();
       await holderReady(h);

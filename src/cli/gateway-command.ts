@@ -450,7 +450,8 @@ export async function runGateway(
       // and exec (about 10 ms here), most of the time a runtime waits for ready.
       await ipBatch(cmd.netns, [
         ...(cmd.mac !== undefined ? [`link set dev ${tapName} address ${cmd.mac}`] : []),
-        `addr add ${net.guest}/${net.prefixLength} dev ${tapName}`,
+        // brd +: the broadcast address, as slirp4netns sets it.
+        `addr add ${net.guest}/${net.prefixLength} brd + dev ${tapName}`,
         `link set ${tapName} up`,
         `route add default via ${net.gateway} dev ${tapName}`,
         ...(cmd.loopbackUp ? ['link set lo up'] : []),

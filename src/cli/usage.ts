@@ -4,8 +4,6 @@
  * --help, which podman runs before every container, without loading the
  * gateway.
  */
-import { existsSync } from 'node:fs';
-
 /** A mistake on the command line: one line on stderr, exit 2. */
 export class UsageError extends Error {}
 
@@ -16,9 +14,12 @@ export function checkTapName(tap: string, what: string): void {
   }
 }
 
-/** The API socket's path must be free: a socket already there is another instance's, or stale. */
+/**
+ * The API socket's path must be a path; what is there already is looked at
+ * when binding (serveApiSocket): a stale socket is replaced, as slirp4netns
+ * replaces it (its --enable-sandbox leaves the file behind, and so does
+ * ours, so a runtime restarting a container finds one), a live one refused.
+ */
 export function checkApiSocketPath(path: string | undefined): void {
-  if (path !== undefined && (path === '' || existsSync(path))) {
-    throw new UsageError(`--api-socket ${path}: ${path === '' ? 'must be a path' : 'already exists (another instance, or a stale socket to remove)'}`);
-  }
+  if (path === '') throw new UsageError('--api-socket must be a path');
 }
