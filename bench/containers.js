@@ -23,7 +23,7 @@ import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 
 const run = promisify(execFile);
-const OURS = fileURLToPath(new URL('../bin/tcpip-ts-slirp4netns.js', import.meta.url));
+const OURS = fileURLToPath(new URL('../bin/tcpip-ts-slirp4netns', import.meta.url));
 const REAL = ['/usr/bin/slirp4netns', '/usr/local/bin/slirp4netns'].find((p) => existsSync(p));
 const IMAGE = 'localhost/tcpip-ts-bench:host-usr';
 

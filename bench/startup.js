@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const OURS = fileURLToPath(new URL('../bin/tcpip-ts-slirp4netns.js', import.meta.url));
+const OURS = fileURLToPath(new URL('../bin/tcpip-ts-slirp4netns', import.meta.url));
 const REAL = ['/usr/bin/slirp4netns', '/usr/local/bin/slirp4netns'].find((p) => existsSync(p));
 const runs = Number(process.argv[2] ?? 10);
 
@@ -46,7 +46,7 @@ async function once(argv) {
   return ms;
 }
 
-const impls = [['tcpip-ts-slirp4netns', [process.execPath, OURS]], ...(REAL ? [['slirp4netns', [REAL]]] : [])];
+const impls = [['tcpip-ts-slirp4netns', [OURS]], ...(REAL ? [['slirp4netns', [REAL]]] : [])];
 const times = new Map(impls.map(([name]) => [name, []]));
 for (let i = 0; i < runs; i++) for (const [name, argv] of impls) times.get(name).push(await once(argv));
 const summary = {};

@@ -71,6 +71,8 @@ function check(pkgDir) {
   for (const targets of Object.values(pkg.typesVersions ?? {})) for (const t of leaves(targets)) need(t, 'typesVersions');
 
   need('dist/cjs/package.json', 'marks dist/cjs as CommonJS for Node and TypeScript');
+  need('dist/cli/slirp4netns-usage.txt', 'bin/tcpip-ts-slirp4netns answers --help from it');
+  need('bin/tcpip-ts-slirp4netns.js', 'bin/tcpip-ts-slirp4netns hands everything but --help to it');
   need('wasm/build/tcpip.wasm', 'read by src/node/load.ts');
   const native = readFileSync(join(root, 'src/node/native.ts'), 'utf8');
   const platforms = native.match(/PREBUILT_PLATFORMS[^=]*=\s*\[([^\]]*)\]/)?.[1].match(/'[^']+'/g)?.map((s) => s.slice(1, -1));

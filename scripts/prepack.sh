@@ -15,4 +15,5 @@ bash scripts/build-prebuilds.sh >&2
 rm -rf dist
 node node_modules/typescript/bin/tsc -p tsconfig.build.json
 node scripts/build-cjs.mjs
+node dist/cli/slirp4netns-main.js --help > dist/cli/slirp4netns-usage.txt
 node scripts/check-package.mjs >&2

@@ -20,3 +20,5 @@ if [ ! -f "$native" ] || [ -n "$(find native/src native/binding.gyp -newer "$nat
   bash scripts/build-native.sh >&2
 fi
 npx tsc -p tsconfig.json
+# The slirp4netns launcher answers --help from this file, without Node.
+node dist/cli/slirp4netns-main.js --help > dist/cli/slirp4netns-usage.txt

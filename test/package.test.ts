@@ -255,6 +255,9 @@ describe('installed without a compiler', () => {
       expect(esm.coreExports).toEqual(expect.arrayContaining(['Stack', 'parseIp', 'formatIp', 'parsePrefix', 'createCable']));
 
       expect((await inProject(bin, 'npx', ['tcpip-ts', '--version'])).stdout).toBe(`${VERSION}\n`);
+      // The slirp4netns launcher as runtimes call it: --help from the packed text, the rest through Node.
+      expect((await inProject(bin, 'npx', ['tcpip-ts-slirp4netns', '--help'])).stdout).toMatch(/^Usage: tcpip-ts-slirp4netns .*--netns-type/s);
+      expect((await inProject(bin, 'npx', ['tcpip-ts-slirp4netns', '--version'])).stdout).toMatch(/^tcpip-ts-slirp4netns version /);
       const doctor = JSON.parse((await inProject(bin, 'npx', ['tcpip-ts', 'doctor', '--json'])).stdout);
       expect(doctor).toMatchObject({ version: VERSION, node: expect.stringMatching(new RegExp(`^v${major}\\.`)), platform: 'linux' });
       expect(doctor.checks.addon).toMatchObject({ ok: true, source: 'prebuilt binary', path: join(installed, 'native', 'prebuilds', `linux-${process.arch}`, 'tcpip-ts.glibc.node') });

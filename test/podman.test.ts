@@ -3,7 +3,7 @@
  * the test makes, which exists only in podman's private mount namespace), its helper named by
  * containers.conf's network_cmd_path: once the real slirp4netns (which proves
  * the test) and once tcpip-ts's slirp4netns-compatible command
- * (bin/tcpip-ts-slirp4netns.js; build with `npx tsc -p tsconfig.json`).
+ * (bin/tcpip-ts-slirp4netns, the launcher users install; build with `npx tsc -p tsconfig.json`).
  *
  * Podman and its image are isolated from the host's (test/support/containers.ts).
  * Traffic stays on this machine: host loopback is a server on 127.0.0.1, the
@@ -24,7 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IMAGE, Podman, podmanUnavailable, rootlessUnavailable } from './support/containers.js';
 import { waitFor } from './support/netns.js';
 
-const OURS = fileURLToPath(new URL('../bin/tcpip-ts-slirp4netns.js', import.meta.url));
+const OURS = fileURLToPath(new URL('../bin/tcpip-ts-slirp4netns', import.meta.url));
 const OURS_MAIN = fileURLToPath(new URL('../dist/cli/slirp4netns-main.js', import.meta.url));
 const REAL = ['/usr/bin/slirp4netns', '/usr/local/bin/slirp4netns'].find((p) => existsSync(p));
 const DNS_ADDRESS = '127.0.11.53';

@@ -24,7 +24,7 @@ import { BUSYBOX } from './support/containers.js';
 import { waitFor } from './support/netns.js';
 
 const run = promisify(execFile);
-const OURS = fileURLToPath(new URL('../bin/tcpip-ts-slirp4netns.js', import.meta.url));
+const OURS = fileURLToPath(new URL('../bin/tcpip-ts-slirp4netns', import.meta.url));
 const OURS_MAIN = fileURLToPath(new URL('../dist/cli/slirp4netns-main.js', import.meta.url));
 const REAL = ['/usr/bin/slirp4netns', '/usr/local/bin/slirp4netns'].find((p) => existsSync(p));
 

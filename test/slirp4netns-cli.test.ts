@@ -14,7 +14,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createConnection, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -173,6 +173,21 @@ describe('tcpip-ts-slirp4netns command line', () => {
     expect(viaMain.stdout).toBe(help.stdout);
   });
 
+  it('the installed launcher (bin/tcpip-ts-slirp4netns) answers --help from the built text, identical to Node\'s, and passes anything else to Node', async () => {
+    const launcher = fileURLToPath(new URL('../bin/tcpip-ts-slirp4netns', import.meta.url));
+    const help = await run(process.execPath, [OURS, '--help']);
+    expect((await run(launcher, ['--help'])).stdout).toBe(help.stdout);
+    expect((await run(launcher, ['-h'])).stdout).toBe(help.stdout);
+    // Through a symlink, as npm installs bins.
+    const link = join(dir, 'tcpip-ts-slirp4netns');
+    symlinkSync(launcher, link);
+    expect((await run(link, ['--help'])).stdout).toBe(help.stdout);
+    expect((await run(link, ['--version'])).stdout).toMatch(/^tcpip-ts-slirp4netns version \d+\.\d+\.\d+/);
+    const err = await run(link, ['--bogus', '1']).then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(err?.code).toBe(2);
+    expect(err?.stderr).toMatch(/unrecognized option '--bogus'/);
+  });
+
   it.skipIf(!REAL)('the real slirp4netns --help carries the same feature strings (the list is right)', async () => {
     const { stdout } = await run(REAL!, ['--help']);
     for (const f of FEATURES) expect(stdout).toContain(f);
@@ -280,6 +295,22 @@ for (const [label, impl] of IMPLS) {
       h.kill('SIGKILL');
       const code = await Promise.race([s.exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
       expect(code).not.toBe('still running');
+    });
+
+    it('--cidr and --macaddress: guest .100, host .2 as route and host loopback, DNS .3, the TAP\'s MAC', { timeout: 60_000 }, async () => {
+      const h = holder();
+      await holderReady(h);
+      const s = start(impl!, ['-c', '-e', '3', '-r', '4', '--cidr=10.77.0.0/24', '--macaddress=02:aa:bb:cc:dd:ee', String(h.pid), 'tap0']);
+      expect(await readyByte(s)).toBe('1');
+      expect(await inNs(h.pid!, 'ip', ['-o', '-4', 'addr', 'show', 'dev', 'tap0'])).toMatch(/inet 10\.77\.0\.100\/24/);
+      expect(await inNs(h.pid!, 'ip', ['-o', 'link', 'show', 'tap0'])).toMatch(/link\/ether 02:aa:bb:cc:dd:ee/);
+      expect(await inNs(h.pid!, 'ip', ['route', 'show', 'default'])).toMatch(/default via 10\.77\.0\.2 dev tap0/);
+      expect(await inNs(h.pid!, 'busybox', ['nslookup', 'probe.test', '10.77.0.3'])).toMatch(/127\.0\.0\.9/);
+      const port = await hostServer();
+      expect(await curlFrom(h.pid!, `http://10.77.0.2:${port}/`)).toBe('host-loopback-ok');
+      s.exitFd.end();
+      (s.exitFd as unknown as { destroy(): void }).destroy();
+      expect(await s.exited).toBe(0);
     });
 
     it('a stale API socket file (what --enable-sandbox leaves) is replaced; ours refuses a live one in one line', { timeout: 60_000 }, async () => {
