@@ -158,6 +158,17 @@ describe('router advertisements', () => {
     expect(gw.routerAdvertiser!.counters.solicitations).toBe(1);
   });
 
+  it('linkUp() (the other end began to listen) advertises at once, not 3 s after the unheard first one', async () => {
+    const { gw, ras } = await bareSandbox();
+    await waitFor(() => ras.length === 1, 5_000, 'the first advertisement');
+    const t0 = performance.now();
+    gw.routerAdvertiser!.linkUp();
+    await waitFor(() => ras.length === 2, 5_000, 'the advertisement after linkUp');
+    // The rate limit would hold it until 3 s after the first.
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(ras[1]!.ra.routerLifetime).toBe(1800);
+  });
+
   it('withdraws the default route on close (router lifetime 0)', async () => {
     const { gw, ras } = await bareSandbox();
     await waitFor(() => ras.length === 1, 5_000, 'the first advertisement');

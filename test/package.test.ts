@@ -77,7 +77,9 @@ ${TRANSFER}
 `;
 
 /** The tools a user's shell has besides Node and npm; no compiler, no make. */
-const TOOLS = ['sh', 'ip', 'nsenter'];
+// readlink and cat: coreutils, which a machine without build tools (a slim
+// image) still has; bin/tcpip-ts-slirp4netns uses them.
+const TOOLS = ['sh', 'ip', 'nsenter', 'readlink', 'cat'];
 const COMPILERS = ['cc', 'gcc', 'clang', 'clang-16', 'make', 'c++', 'g++'];
 
 let work: string;

@@ -126,6 +126,8 @@ export interface GatewayCommand {
   loopbackUp?: boolean;
   /** With configure: the TAP's MAC address (slirp4netns --macaddress). */
   mac?: string;
+  /** With configure and ipv6: wait for the namespace's SLAAC address before ready (default true). */
+  waitForSlaac?: boolean;
   /** The API's add_hostfwd default host_addr (default 127.0.0.1; slirp4netns's is 0.0.0.0). */
   apiDefaultHostAddr?: string;
   /** list_hostfwd replies {"entries": [...]} unwrapped, as slirp4netns does. */
@@ -459,19 +461,23 @@ export async function runGateway(
       // The address and route go with the TAP when its fd closes.
       interrupted();
       if (cmd.resolver !== false) setResolver(cmd, undo, io);
-      // The namespace listens to advertisements now: no need to wait for
-      // its next solicitation or our next periodic advertisement.
-      gateway.routerAdvertiser?.advertiseSoon();
+      // The namespace listens to advertisements now; the ones sent before
+      // went unheard. Start over at once (not MIN_DELAY_BETWEEN_RAS, 3 s,
+      // after the unheard one), so SLAAC is done in one exchange.
+      gateway.routerAdvertiser?.linkUp();
     }
 
     const head = `ready ${tapName} ${net.guest}/${net.prefixLength} via ${net.gateway} dns ${net.dns}`;
     const v6: string[] = [];
     if (cmd.ipv6) {
       const linkLocal = gateway.interface.ipv6.find((a) => a.address.startsWith('fe80:'))?.address;
-      // Ready means usable: wait for the namespace's own SLAAC address.
-      const address = cmd.configure ? await slaacAddress(cmd.netns, tapName, () => stopping) : null;
+      // Ready means usable: wait for the namespace's own SLAAC address,
+      // unless the caller does not want it (slirp4netns's ready byte does
+      // not wait for IPv6, and podman starts the container on it).
+      const wait = cmd.configure && cmd.waitForSlaac !== false;
+      const address = wait ? await slaacAddress(cmd.netns, tapName, () => stopping) : null;
       interrupted();
-      if (cmd.configure && address === null) io.log(`no SLAAC address in ${SUBNET6.prefix} on ${tapName} after ${SLAAC_WAIT / 1000} s`);
+      if (wait && address === null) io.log(`no SLAAC address in ${SUBNET6.prefix} on ${tapName} after ${SLAAC_WAIT / 1000} s`);
       v6.push(`ipv6 ${address ?? SUBNET6.prefix} via ${linkLocal} dns ${SUBNET6.dns}`);
     }
     io.ready([head, ...v6, ...clauses].join(' '));

@@ -241,6 +241,8 @@ export function parseSlirp4netnsArgs(argv: string[]): Slirp4netnsCommand | 'help
       resolver: false,
       loopbackUp: true,
       mac,
+      // slirp4netns writes the ready byte without waiting for IPv6 SLAAC.
+      waitForSlaac: false,
       apiDefaultHostAddr: '0.0.0.0',
       apiBareList: true,
     },

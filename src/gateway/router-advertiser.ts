@@ -103,6 +103,21 @@ export class RouterAdvertiser {
     if (at < this.#due) this.#schedule(at - now);
   }
 
+  /**
+   * The link's other end has just begun to listen (a TAP whose namespace
+   * was configured after the stack started, a guest that booted): what was
+   * sent before went unheard, so advertising starts over as on a new
+   * advertising interface (section 6.2.4), with the first one at once
+   * rather than up to MIN_DELAY_BETWEEN_RAS after the unheard one. A host
+   * then has its SLAAC address within one exchange instead of seconds.
+   */
+  linkUp(): void {
+    if (!this.#running) return;
+    this.#initialLeft = MAX_INITIAL_RTR_ADVERTISEMENTS;
+    this.#lastSent = -Infinity;
+    this.#schedule(0);
+  }
+
   /** Stops advertising, with a last advertisement that withdraws the default route. */
   stop(): void {
     if (!this.#running) return;
