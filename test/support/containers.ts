@@ -9,9 +9,9 @@
  * /bin/busybox); the storage is per run and removed by dispose().
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -86,6 +86,16 @@ const ROOTLESS_UID = 47_000 + (process.pid % 1000);
 const ROOTLESS_NAME = 'tcpiptsrl';
 const SUBID_START = 3_000_000;
 
+/** Whether the rootless user can execute path (every directory above it searchable). */
+function userCanExec(path: string): boolean {
+  try {
+    execFileSync('setpriv', [`--reuid=${ROOTLESS_UID}`, `--regid=${ROOTLESS_UID}`, '--clear-groups', 'test', '-x', path], { stdio: 'ignore', timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Why rootless podman cannot run here, or null. */
 export function rootlessUnavailable(): string | null {
   const root = podmanUnavailable();
@@ -113,6 +123,8 @@ export class Podman {
   private readonly env: NodeJS.ProcessEnv;
   private readonly globals: string[];
 
+  /** Rootless, with the helper bind-mounted: the path it runs under. */
+  private helperSeen?: string;
   /** Rootless: the script each podman call goes through (mount namespace set up, then the user's podman). */
   private readonly enter?: string;
 
@@ -123,8 +135,29 @@ export class Podman {
     if (opts.rootless) {
       // Every process of the user's podman, its helper included, descends
       // from enter.sh's mount namespace, so the resolver bind is made there.
-      writeFileSync(this.wrapper, `#!/bin/sh\nexec ${JSON.stringify(opts.helper)} "$@"\n`);
-      this.enter = this.writeEnter(bind);
+      // A helper the user cannot reach (a checkout under a 0700 directory,
+      // as mktemp -d makes) is bind-mounted, with its package, under this
+      // instance's directory.
+      let helper = opts.helper;
+      let bindPackage = '';
+      if (!userCanExec(helper)) {
+        // Its top directory keeps its mode through a bind mount, so each
+        // entry under it is bound into a directory of mode 0755 instead.
+        const pkg = dirname(dirname(helper));
+        const seen = join(this.dir, 'pkg');
+        mkdirSync(seen);
+        for (const entry of readdirSync(pkg, { withFileTypes: true })) {
+          if (entry.name === '.git') continue;
+          const at = join(seen, entry.name);
+          if (entry.isDirectory()) mkdirSync(at);
+          else writeFileSync(at, '');
+          bindPackage += `mount --bind ${JSON.stringify(join(pkg, entry.name))} ${JSON.stringify(at)} || exit 1; `;
+        }
+        helper = join(seen, relative(pkg, helper));
+        this.helperSeen = helper;
+      }
+      writeFileSync(this.wrapper, `#!/bin/sh\nexec ${JSON.stringify(helper)} "$@"\n`);
+      this.enter = this.writeEnter(bindPackage + bind);
     } else {
       // The wrapper gives the helper a private mount namespace whose
       // /etc/resolv.conf names the test's DNS server; fds 3 and 4 (exit and
@@ -232,7 +265,8 @@ export class Podman {
   /** Helper processes still alive (the wrapper's path is in their command line, or the helper's). */
   async helperPids(helper: string): Promise<number[]> {
     const out = await run('ps', ['-eo', 'pid=,args=']).then((r) => r.stdout, () => '');
-    return out.split('\n').filter((l) => l.includes(this.wrapper) || (l.includes(helper) && l.includes('--netns-type')))
+    const paths = [helper, ...(this.helperSeen ? [this.helperSeen] : [])];
+    return out.split('\n').filter((l) => l.includes(this.wrapper) || (paths.some((p) => l.includes(p)) && l.includes('--netns-type')))
       .map((l) => Number(l.trim().split(/\s+/)[0])).filter((pid) => pid !== process.pid);
   }
 
