@@ -76,6 +76,14 @@ export interface WasmExports {
   tt_tcp_set_nodelay(pcb: Handle, on: number): void;
   tt_tcp_set_keepalive(pcb: Handle, on: number, idleMs: number, intervalMs: number, count: number): void;
   tt_tcp_state(pcb: Handle): number;
+  /** SYN cookies: 0 sent, 1 accepted (completed a connection), 2 rejected (an ACK to a listener without a valid one). */
+  tt_syncookie_counter(which: number): number;
+  // memory budget (malloc.c)
+  tt_mem_set_budget(bytes: number): void;
+  /** Bytes in live allocations. */
+  tt_mem_in_use(): number;
+  /** 1 while optional allocations (writes, datagrams, new connections) are refused. */
+  tt_mem_tight(): number;
   // UDP and raw
   tt_udp_new(family: number, id: number): Handle;
   tt_udp_bind(pcb: Handle): number;
@@ -114,6 +122,7 @@ export const EXPORT_ARITY: { readonly [K in Exclude<keyof WasmExports, 'memory' 
   tt_tcp_new: 1, tt_tcp_attach: 2, tt_tcp_bind: 1, tt_tcp_listen: 3, tt_tcp_connect: 1, tt_tcp_write: 4,
   tt_tcp_output: 1, tt_tcp_sndbuf: 1, tt_tcp_recved: 2, tt_tcp_shutdown_write: 1, tt_tcp_close: 1,
   tt_tcp_abort: 1, tt_tcp_addresses: 1, tt_tcp_set_nodelay: 2, tt_tcp_set_keepalive: 5, tt_tcp_state: 1,
+  tt_syncookie_counter: 1, tt_mem_set_budget: 1, tt_mem_in_use: 0, tt_mem_tight: 0,
   tt_udp_new: 2, tt_udp_bind: 1, tt_udp_local: 1, tt_udp_sendto: 3, tt_udp_remove: 1, tt_udp_bind_netif: 2,
   tt_raw_new: 3, tt_raw_sendto: 3, tt_raw_remove: 1,
   tt_dns_set_server: 1, tt_dns_get_server: 1, tt_dns_lookup: 3,

@@ -253,10 +253,23 @@ static uint32_t rx_queued;
 
 TT_EXPORT(tt_rx_queued) uint32_t tt_rx_queued(void) { return rx_queued; }
 
+/* A pbuf for a received frame, from the budget's receive tier (malloc.c);
+ * when that is full, lwIP's out-of-order segments go first. */
+static struct pbuf *rx_pbuf(uint32_t len) {
+  tt_mem_mode = TT_MEM_RX;
+  struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
+  if (p == NULL) {
+    tt_mem_reclaim();
+    p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
+  }
+  tt_mem_mode = TT_MEM_ESSENTIAL;
+  return p;
+}
+
 TT_EXPORT(tt_rx_alloc) void *tt_rx_alloc(struct netif *netif, uint32_t len) {
   if (len == 0 || len > 0xFFFF) return NULL;
   if (rx_queued >= RX_QUEUE_MAX) return NULL;
-  struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
+  struct pbuf *p = rx_pbuf(len);
   if (p == NULL) return NULL;
   p->if_idx = netif_get_index(netif);
   /* queued through p->next; unlinked again before lwIP sees the pbuf */
@@ -277,7 +290,7 @@ TT_EXPORT(tt_rx_reserve) uint32_t tt_rx_reserve(uint32_t n, uint32_t size, uint3
   if (size == 0 || size > 0xFFFF) return 0;
   uint32_t i = 0;
   for (; i < n; i++) {
-    struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)size, PBUF_RAM);
+    struct pbuf *p = rx_pbuf(size);
     if (p == NULL) break;
     out[2 * i] = (uint32_t)(uintptr_t)p;
     out[2 * i + 1] = (uint32_t)(uintptr_t)p->payload;
