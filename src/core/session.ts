@@ -173,11 +173,14 @@ export class WasmSession {
     if (sleep !== NO_TIMER) this.#armTimer(sleep);
     this.#dispatch();
     // Writers that found the stack at its memory budget try again once it
-    // has drained (malloc.c clears the flag only well below the budget).
+    // has drained (malloc.c clears the flag only well below the budget);
+    // from a microtask, since this call may be inside a writer's own.
     if (this.#memoryWaiters.size > 0 && this.alive && this.exports.tt_mem_tight() === 0) {
       const waiters = [...this.#memoryWaiters];
       this.#memoryWaiters.clear();
-      for (const wake of waiters) wake();
+      queueMicrotask(() => {
+        for (const wake of waiters) wake();
+      });
     }
   }
 

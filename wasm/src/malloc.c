@@ -96,7 +96,9 @@ void *malloc(size_t n) {
   size_t bytes = class_bytes(c);
   if (budget) {
     size_t limit = tt_mem_mode == MEM_OPTIONAL ? budget - reserve : tt_mem_mode == MEM_RX ? budget - OUTPUT_RESERVE : budget;
-    if (in_use + bytes > limit) {
+    /* Once refused, optional allocations wait for low_water: a stack does
+     * not flap between refusing and taking at the line. */
+    if (in_use + bytes > limit || (tt_mem_mode == MEM_OPTIONAL && refused)) {
       if (tt_mem_mode == MEM_OPTIONAL) refused = 1;
       return NULL;
     }
