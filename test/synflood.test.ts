@@ -6,8 +6,15 @@
  * floods a stack on a TAP at the highest rate a raw socket can make while
  * Linux clients keep exchanging data with it.
  */
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openTap } from '../src/node/links.js';
+import { deviceTestsUnavailable, Netns } from './support/netns.js';
 import type { TcpServer, TcpSocket } from '../src/index.js';
 import { TcpFlags, type TcpSegment } from '../src/wire/tcp.js';
 import { rawPeer, type RawPeer } from './support/rawpeer.js';
@@ -178,4 +185,88 @@ describe('SYN backlog and SYN cookies (in process)', () => {
       stack.close();
     }
   });
+});
+
+const skip = deviceTestsUnavailable();
+if (skip) console.warn(`synflood.test.ts (TAP flood) skipped: ${skip}`);
+const maybe = skip ? describe.skip : describe;
+const FLOODER_C = new URL('./support/synflood.c', import.meta.url).pathname;
+const CLIENTS = new URL('./support/echo-clients.mjs', import.meta.url).pathname;
+const FLOOD_S = 20;
+const BUDGET = 16 * 1024 * 1024;
+
+interface ClientResult { connections: number; roundTrips: number; failures: number; errors: string[]; p50: number; p99: number; max: number }
+
+/** Runs a child in the namespace to its end; resolves with its last stdout line as JSON. */
+async function jsonChild<T>(ns: Netns, cmd: string, args: string[]): Promise<T> {
+  const child = ns.spawn(cmd, args);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d));
+  child.stderr!.on('data', (d: Buffer) => (err += d));
+  const [code] = (await once(child, 'exit')) as [number];
+  if (code !== 0) throw new Error(`${cmd} exited ${code}: ${err}`);
+  return JSON.parse(out.trim().split('\n').pop()!) as T;
+}
+
+maybe('SYN flood from the kernel over a TAP', () => {
+  it(`absorbs ${FLOOD_S} s of raw SYNs while 10 Linux clients keep exchanging data, within its memory budget`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tt-synflood-'));
+    const flooder = join(dir, 'synflood');
+    await promisify(execFile)('cc', ['-O2', '-o', flooder, FLOODER_C]);
+    const ns = await Netns.create('tt-syn');
+    const stack = createStack({ memoryBudget: BUDGET });
+    try {
+      const tap = openTap({ name: 'tt0', netns: ns.path });
+      await ns.exec('ip', ['addr', 'add', '10.77.0.1/24', 'dev', 'tt0']);
+      stack.addInterface({ link: tap, ipv4: '10.77.0.2/24', mac: '02:00:00:00:77:02' });
+      // The flood comes from 10.77.0.50, which nobody in the namespace owns:
+      // the SYN-ACKs go to a MAC no one has, and nothing answers them.
+      stack.neighbors.add({ address: '10.77.0.50', mac: '02:00:00:00:77:50' });
+      const server = stack.createServer((s) => s.pipe(s));
+      server.listen(7);
+      await once(server, 'listening');
+
+      let maxMemory = 0;
+      let maxInUse = 0;
+      const sample = setInterval(() => {
+        const st = stack.stats();
+        maxMemory = Math.max(maxMemory, st.memoryBytes);
+        maxInUse = Math.max(maxInUse, st.memoryInUse);
+      }, 100);
+      const before = stack.stats();
+      const started = performance.now();
+      const flood = jsonChild<{ sent: number; failed: number; seconds: number }>(ns, flooder, ['tt0', '02:00:00:00:77:02', '10.77.0.50', '10.77.0.2', '7', String(FLOOD_S), '1000000000']);
+      await new Promise((r) => setTimeout(r, 500));
+      const clients = jsonChild<ClientResult>(ns, process.execPath, [CLIENTS, '10.77.0.2', '7', '10', '20', String(FLOOD_S - 1.5)]);
+      const [f, c] = await Promise.all([flood, clients]);
+      const elapsed = (performance.now() - started) / 1000;
+      clearInterval(sample);
+      const after = stack.stats();
+      const cookies = after.synCookies.sent - before.synCookies.sent;
+      const tcpIn = after.protocols.tcp.recv - before.protocols.tcp.recv;
+      console.log(`SYN flood over TAP: ${f.sent} SYNs sent in ${f.seconds.toFixed(1)} s (${Math.round(f.sent / f.seconds)}/s), ` +
+        `${tcpIn} TCP segments taken in (${Math.round(tcpIn / elapsed)}/s), ${cookies} SYN cookies; ` +
+        `clients: ${c.connections} connections, ${c.roundTrips} round trips, p50 ${c.p50?.toFixed(2)} ms, p99 ${c.p99?.toFixed(2)} ms, max ${c.max?.toFixed(1)} ms; ` +
+        `memory ${maxMemory} bytes (in use at most ${maxInUse}), queue drops ${after.interfaces.eth0!.rxDropped.queueFull}`);
+
+      expect(f.sent).toBeGreaterThan(10_000);
+      expect(cookies).toBeGreaterThan(1000);
+      expect(c.errors).toEqual([]);
+      expect(c.failures).toBe(0);
+      expect(c.connections).toBeGreaterThanOrEqual(10);
+      expect(c.roundTrips).toBeGreaterThanOrEqual(10 * 20);
+      expect(maxMemory).toBeLessThanOrEqual(BUDGET + 512 * 1024);
+      expect(after.memoryTight).toBe(false);
+
+      // After the flood the listener accepts as before.
+      const again = await jsonChild<ClientResult>(ns, process.execPath, [CLIENTS, '10.77.0.2', '7', '2', '5', '0.5']);
+      expect(again.failures).toBe(0);
+      expect(again.connections).toBeGreaterThanOrEqual(2);
+    } finally {
+      stack.close();
+      await ns.delete();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
