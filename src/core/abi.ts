@@ -41,7 +41,8 @@ export interface WasmExports {
   tt_rx_alloc(netif: Handle, len: number): Ptr;
   /** Feeds at most budget queued frames to lwIP; returns how many are still queued. */
   tt_rx_flush(budget: number): number;
-  tt_rx_queued(): number;
+  /** Frames queued for input on netif. */
+  tt_rx_queued(netif: Handle): number;
   tt_rx_reserve(n: number, size: number, out: Ptr): number;
   tt_rx_commit(netif: Handle, pbufs: Ptr, lengths: Ptr, count: number): number;
   tt_rx_release(pbufs: Ptr, count: number): void;
@@ -113,7 +114,7 @@ export const EXPORT_ARITY: { readonly [K in Exclude<keyof WasmExports, 'memory' 
   tt_debug_trap: 0, tt_debug_assert: 0, tt_debug_siphash: 4,
   tt_netif_add: 3, tt_netif_remove: 1, tt_netif_index: 1, tt_netif_set_up: 2, tt_netif_set_ip4: 4,
   tt_netif_add_ip6: 1, tt_netif_set_ip6_autoconfig: 2, tt_netif_dhcp_start: 1, tt_netif_dhcp_stop: 1,
-  tt_netif_set_checksums: 2, tt_netif_set_offloads: 2, tt_netif_addresses: 2, tt_netif_counters: 2, tt_rx_alloc: 2, tt_rx_flush: 1, tt_rx_queued: 0,
+  tt_netif_set_checksums: 2, tt_netif_set_offloads: 2, tt_netif_addresses: 2, tt_netif_counters: 2, tt_rx_alloc: 2, tt_rx_flush: 1, tt_rx_queued: 1,
   tt_rx_reserve: 3, tt_rx_commit: 4, tt_rx_release: 2,
   tt_arp_entry: 2, tt_arp_add_static: 2, tt_arp_remove: 1, tt_arp_flush: 1,
   tt_nd6_entry: 2, tt_nd6_remove: 0, tt_nd6_flush: 1,

@@ -143,7 +143,7 @@ const defer: (fn: () => void) => void =
  * 256 frames are a few milliseconds of work at worst.
  */
 const FRAMES_PER_TURN = 256;
-/** The wasm side's input queue (RX_QUEUE_MAX in glue_netif.c): beyond it frames are dropped. */
+/** The wasm side's input queue per interface (RX_QUEUE_MAX in glue_netif.c): beyond it frames are dropped. */
 const RX_QUEUE_MAX = 4096;
 
 /** How long an accepted SYN waits for the sandbox to finish its handshake (lwIP gives up sooner). */
@@ -457,7 +457,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     const x = this.session.exports;
     const ptr = x.tt_rx_alloc(iface.handle, frame.length);
     if (ptr === 0) {
-      if (x.tt_rx_queued() >= RX_QUEUE_MAX) iface.counters.rxDropped.queueFull++;
+      if (x.tt_rx_queued(iface.handle) >= RX_QUEUE_MAX) iface.counters.rxDropped.queueFull++;
       else iface.counters.rxDropped.noMemory++;
       return false;
     }
