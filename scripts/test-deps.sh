@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real peers the device tests talk to, installed when missing (Debian):
 # the kernel's own tools (ip, ping, ss), curl, python3's http.server, netcat,
-# tcpdump (reads our pcap files), busybox's udhcpd/udhcpc (a stock DHCP server
+# tcpdump (reads our pcap files), a C compiler (the SYN flooder), busybox's udhcpd/udhcpc (a stock DHCP server
 # and client), dnsmasq (the DNS server behind the gateway tests' host) and
 # qemu-user with an arm64 runtime (the arm64 prebuild's smoke test) and slirp4netns
 # (the reference the slirp4netns-compatible command is tested against).
@@ -20,6 +20,8 @@ command -v slirp4netns >/dev/null || need+=(slirp4netns)
 command -v tcpdump >/dev/null || need+=(tcpdump)
 command -v busybox >/dev/null || need+=(busybox)
 command -v python3 >/dev/null || need+=(python3)
+# test/synflood.test.ts compiles its raw-socket SYN flooder (test/support/synflood.c).
+command -v cc >/dev/null || need+=(gcc libc6-dev)
 [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 # The packaging test runs the arm64 prebuild in an arm64 Node under qemu-user
 # (Node's binary needs Debian's arm64 libc and libstdc++ as its sysroot).

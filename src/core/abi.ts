@@ -41,7 +41,8 @@ export interface WasmExports {
   tt_rx_alloc(netif: Handle, len: number): Ptr;
   /** Feeds at most budget queued frames to lwIP; returns how many are still queued. */
   tt_rx_flush(budget: number): number;
-  tt_rx_queued(): number;
+  /** Frames queued for input on netif. */
+  tt_rx_queued(netif: Handle): number;
   tt_rx_reserve(n: number, size: number, out: Ptr): number;
   tt_rx_commit(netif: Handle, pbufs: Ptr, lengths: Ptr, count: number): number;
   tt_rx_release(pbufs: Ptr, count: number): void;
@@ -76,6 +77,14 @@ export interface WasmExports {
   tt_tcp_set_nodelay(pcb: Handle, on: number): void;
   tt_tcp_set_keepalive(pcb: Handle, on: number, idleMs: number, intervalMs: number, count: number): void;
   tt_tcp_state(pcb: Handle): number;
+  /** SYN cookies: 0 sent, 1 accepted (completed a connection), 2 rejected (an ACK to a listener without a valid one). */
+  tt_syncookie_counter(which: number): number;
+  // memory budget (malloc.c)
+  tt_mem_set_budget(bytes: number): void;
+  /** Bytes in live allocations. */
+  tt_mem_in_use(): number;
+  /** 1 while optional allocations (writes, datagrams, new connections) are refused. */
+  tt_mem_tight(): number;
   // UDP and raw
   tt_udp_new(family: number, id: number): Handle;
   tt_udp_bind(pcb: Handle): number;
@@ -105,7 +114,7 @@ export const EXPORT_ARITY: { readonly [K in Exclude<keyof WasmExports, 'memory' 
   tt_debug_trap: 0, tt_debug_assert: 0, tt_debug_siphash: 4,
   tt_netif_add: 3, tt_netif_remove: 1, tt_netif_index: 1, tt_netif_set_up: 2, tt_netif_set_ip4: 4,
   tt_netif_add_ip6: 1, tt_netif_set_ip6_autoconfig: 2, tt_netif_dhcp_start: 1, tt_netif_dhcp_stop: 1,
-  tt_netif_set_checksums: 2, tt_netif_set_offloads: 2, tt_netif_addresses: 2, tt_netif_counters: 2, tt_rx_alloc: 2, tt_rx_flush: 1, tt_rx_queued: 0,
+  tt_netif_set_checksums: 2, tt_netif_set_offloads: 2, tt_netif_addresses: 2, tt_netif_counters: 2, tt_rx_alloc: 2, tt_rx_flush: 1, tt_rx_queued: 1,
   tt_rx_reserve: 3, tt_rx_commit: 4, tt_rx_release: 2,
   tt_arp_entry: 2, tt_arp_add_static: 2, tt_arp_remove: 1, tt_arp_flush: 1,
   tt_nd6_entry: 2, tt_nd6_remove: 0, tt_nd6_flush: 1,
@@ -114,6 +123,7 @@ export const EXPORT_ARITY: { readonly [K in Exclude<keyof WasmExports, 'memory' 
   tt_tcp_new: 1, tt_tcp_attach: 2, tt_tcp_bind: 1, tt_tcp_listen: 3, tt_tcp_connect: 1, tt_tcp_write: 4,
   tt_tcp_output: 1, tt_tcp_sndbuf: 1, tt_tcp_recved: 2, tt_tcp_shutdown_write: 1, tt_tcp_close: 1,
   tt_tcp_abort: 1, tt_tcp_addresses: 1, tt_tcp_set_nodelay: 2, tt_tcp_set_keepalive: 5, tt_tcp_state: 1,
+  tt_syncookie_counter: 1, tt_mem_set_budget: 1, tt_mem_in_use: 0, tt_mem_tight: 0,
   tt_udp_new: 2, tt_udp_bind: 1, tt_udp_local: 1, tt_udp_sendto: 3, tt_udp_remove: 1, tt_udp_bind_netif: 2,
   tt_raw_new: 3, tt_raw_sendto: 3, tt_raw_remove: 1,
   tt_dns_set_server: 1, tt_dns_get_server: 1, tt_dns_lookup: 3,

@@ -172,6 +172,23 @@ export class WasmSession {
     }
     if (sleep !== NO_TIMER) this.#armTimer(sleep);
     this.#dispatch();
+    // Writers that found the stack at its memory budget try again once it
+    // has drained (malloc.c clears the flag only well below the budget);
+    // from a microtask, since this call may be inside a writer's own.
+    if (this.#memoryWaiters.size > 0 && this.alive && this.exports.tt_mem_tight() === 0) {
+      const waiters = [...this.#memoryWaiters];
+      this.#memoryWaiters.clear();
+      queueMicrotask(() => {
+        for (const wake of waiters) wake();
+      });
+    }
+  }
+
+  #memoryWaiters = new Set<() => void>();
+
+  /** Calls wake once the stack is no longer at its memory budget. */
+  waitForMemory(wake: () => void): void {
+    this.#memoryWaiters.add(wake);
   }
 
   #dispatch(): void {

@@ -29,7 +29,18 @@ export interface StackOptions {
   dnsServers?: string[];
   /** A compiled module or wasm bytes to use instead of the packaged one. */
   module?: WebAssembly.Module;
+  /**
+   * Bytes of memory the stack may use for lwIP's heap: connections, queued
+   * data, frames (1 MiB to 2 GiB). At the budget, writes wait ('drain'
+   * follows), UDP sends fail with ENOBUFS and new connections are refused;
+   * an eighth of it (at least 256 KiB) stays for ACKs, retransmissions and
+   * timers. Default 64 MiB.
+   */
+  memoryBudget?: number;
 }
+
+/** The default memoryBudget: 64 MiB. */
+export const DEFAULT_MEMORY_BUDGET = 64 * 1024 * 1024;
 
 export interface InterfaceOptions {
   link: Link;
@@ -85,6 +96,13 @@ export interface StackStats {
   tcpConnections: number;
   memoryBytes: number;
   heapBytes: number;
+  /** Bytes of the heap in use now (live allocations), and the budget. */
+  memoryInUse: number;
+  memoryBudget: number;
+  /** True while the stack is at its budget: writes wait, sends fail with ENOBUFS, new connections are refused. */
+  memoryTight: boolean;
+  /** SYN cookies sent (a listener's backlog was full), ACKs they completed into connections, and ACKs to a listener that carried no valid cookie. */
+  synCookies: { sent: number; accepted: number; rejected: number };
 }
 
 type StackEvents = { error: (err: Error) => void; close: () => void };
@@ -125,7 +143,7 @@ const defer: (fn: () => void) => void =
  * 256 frames are a few milliseconds of work at worst.
  */
 const FRAMES_PER_TURN = 256;
-/** The wasm side's input queue (RX_QUEUE_MAX in glue_netif.c): beyond it frames are dropped. */
+/** The wasm side's input queue per interface (RX_QUEUE_MAX in glue_netif.c): beyond it frames are dropped. */
 const RX_QUEUE_MAX = 4096;
 
 /** How long an accepted SYN waits for the sandbox to finish its handshake (lwIP gives up sooner). */
@@ -162,6 +180,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
   #pingSeq = 0;
   #forwarding = false;
   #closed = false;
+  #memoryBudget: number;
   #dirtyLinks = new Set<Interface>();
   /** Open sockets and servers that keep the process alive (see ref()). */
   #refs = new Set<object>();
@@ -169,7 +188,10 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
   constructor(options: StackOptions = {}) {
     super();
     if (options === null || typeof options !== 'object') throw invalidOption('options', 'an object', options);
-    const { clock = realClock, arpMaxAge = 300, forwarding = false, dnsServers = [], module } = options;
+    const { clock = realClock, arpMaxAge = 300, forwarding = false, dnsServers = [], module, memoryBudget = DEFAULT_MEMORY_BUDGET } = options;
+    if (typeof memoryBudget !== 'number' || !Number.isInteger(memoryBudget) || memoryBudget < 1024 * 1024 || memoryBudget > 2 ** 31) {
+      throw invalidOption('memoryBudget', 'an integer from 1048576 (1 MiB) to 2147483648 (2 GiB) bytes', memoryBudget);
+    }
     if (typeof clock?.now !== 'function' || typeof clock.setTimer !== 'function') throw invalidOption('clock', 'a Clock', clock);
     if (!Number.isInteger(arpMaxAge) || arpMaxAge < 1 || arpMaxAge > 65535) throw invalidOption('arpMaxAge', 'an integer from 1 to 65535 (seconds)', arpMaxAge);
     if (typeof forwarding !== 'boolean') throw invalidOption('forwarding', 'a boolean', forwarding);
@@ -186,11 +208,13 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
       const p = x.tt_malloc(seed.length);
       if (p === 0) throw Object.assign(new Error('out of memory in stack'), { code: 'ENOMEM' });
       this.session.u8.set(seed, p);
+      x.tt_mem_set_budget(memoryBudget >>> 0);
       x.tt_init(arpMaxAge, p);
       this.session.u8.fill(0, p, p + seed.length);
       x.tt_free(p);
     });
     seed.fill(0);
+    this.#memoryBudget = memoryBudget;
     this.forwarding = forwarding;
     servers.forEach((ip, i) => this.#setDnsServer(i, ip));
     const ident = new Uint16Array(1);
@@ -433,7 +457,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     const x = this.session.exports;
     const ptr = x.tt_rx_alloc(iface.handle, frame.length);
     if (ptr === 0) {
-      if (x.tt_rx_queued() >= RX_QUEUE_MAX) iface.counters.rxDropped.queueFull++;
+      if (x.tt_rx_queued(iface.handle) >= RX_QUEUE_MAX) iface.counters.rxDropped.queueFull++;
       else iface.counters.rxDropped.noMemory++;
       return false;
     }
@@ -595,9 +619,10 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     this.#live();
     const s = this.session;
     const pcb = s.run((x) => x.tt_tcp_new(remote.family));
-    if (pcb === 0) throw systemError('ENOMEM', 'connect');
-    const id = this.#id();
     const address = remote.family === 4 ? formatIPv4(remote.bytes) : formatIPv6(remote.bytes);
+    // No PCB: the stack is at its memory budget (or out of memory).
+    if (pcb === 0) throw systemError('ENOBUFS', 'connect', address, port);
+    const id = this.#id();
     const conn = new TcpConnection(s, pcb, id, true, { family: remote.family, address, port, zone: remote.zone });
     s.run((x) => x.tt_tcp_attach(pcb, id));
     if (local && (local.address || local.port)) {
@@ -622,7 +647,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     this.#live();
     const s = this.session;
     const pcb = s.run((x) => x.tt_tcp_new(address ? address.family : 0));
-    if (pcb === 0) throw systemError('ENOMEM', 'listen');
+    if (pcb === 0) throw systemError('ENOBUFS', 'listen');
     s.writeSockaddr(0, address, port);
     const bindErr = s.run((x) => x.tt_tcp_bind(pcb));
     const shown = address ? formatIp(address) : '::';
@@ -1097,6 +1122,14 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
       tcpConnections: this.#tcp.size,
       memoryBytes: s.exports.memory.buffer.byteLength,
       heapBytes: s.run((x) => x.tt_heap_used()),
+      memoryInUse: s.run((x) => x.tt_mem_in_use()),
+      memoryBudget: this.#memoryBudget,
+      memoryTight: s.run((x) => x.tt_mem_tight()) !== 0,
+      synCookies: {
+        sent: s.run((x) => x.tt_syncookie_counter(0)),
+        accepted: s.run((x) => x.tt_syncookie_counter(1)),
+        rejected: s.run((x) => x.tt_syncookie_counter(2)),
+      },
     };
   }
 

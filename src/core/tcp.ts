@@ -12,7 +12,7 @@ export interface TcpHandler {
   data(chunk: Uint8Array): void;
   /** The peer sent FIN. */
   end(): void;
-  /** The peer acknowledged bytes: there is room to write again. */
+  /** The peer acknowledged bytes (0: the stack is below its memory budget again): there is room to write again. */
   sent(bytes: number): void;
   /** The connection is gone: reset, refused, timed out, or the stack failed
    * (err), or the stack was closed by its owner (null). */
@@ -76,10 +76,19 @@ export class TcpConnection {
       const taken = s.run((x) => x.tt_tcp_write(this.#pcb, buf, n, more));
       if (taken < 0) throw lwipError(taken, 'write');
       total += taken;
-      if (taken < n) break;
+      if (taken < n) {
+        // At the memory budget nothing in flight may be left to ACK (and
+        // call sent()): the session calls back once memory has drained.
+        if (s.exports.tt_mem_tight() !== 0) s.waitForMemory(this.#memoryFreed);
+        break;
+      }
     }
     return total;
   }
+
+  #memoryFreed = (): void => {
+    if (this.open) this.handler?.sent(0);
+  };
 
   /** Sends what write() queued (Nagle permitting). */
   output(): void {

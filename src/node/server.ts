@@ -48,10 +48,14 @@ export class TcpServer extends EventEmitter {
       address = parseIp(opts.host);
       if (!address) throw invalidOption('host', 'an IP address of the stack', opts.host);
     }
+    // Node takes any count here; the stack holds at most min(backlog, 255)
+    // half-open connections per listener and answers more with SYN cookies.
+    const backlog = opts.backlog ?? 511;
+    if (!Number.isInteger(backlog) || backlog < 0) throw invalidOption('backlog', 'a non-negative integer', opts.backlog);
     if (this.#listener) throw Object.assign(new Error('Listen method has been called more than once without closing.'), { code: 'ERR_SERVER_ALREADY_LISTEN' });
     if (cb) this.once('listening', cb);
     try {
-      this.#listener = this.#stack.tcpListen(address, port, opts.backlog ?? 511);
+      this.#listener = this.#stack.tcpListen(address, port, backlog);
     } catch (err) {
       process.nextTick(() => this.emit('error', err));
       return this;

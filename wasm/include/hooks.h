@@ -25,4 +25,29 @@ int tt_hook_ip4_accept(struct netif *netif);
 /* Added to ip6_input_accept the same way. */
 int tt_hook_ip6_accept(struct netif *netif);
 
+/* The 4-tuple index of the active and TIME-WAIT PCBs (src/tcp_lookup.c),
+ * kept by lwIP's TCP_REG/TCP_RMV and tcp_free (wasm/patches/200-*). list is
+ * the lwIP list the PCB joins or leaves; NULL in remove means any. */
+struct tcp_pcb;
+void tt_tcp_lookup_add(struct tcp_pcb **list, struct tcp_pcb *pcb);
+void tt_tcp_lookup_remove(struct tcp_pcb **list, struct tcp_pcb *pcb);
+struct tcp_pcb *tt_tcp_lookup(const struct ip_addr *local_ip, unsigned short local_port,
+                              const struct ip_addr *remote_ip, unsigned short remote_port,
+                              unsigned char netif_idx);
+/* SYN cookies (src/syncookie.c): what a valid cookie says the SYN asked for. */
+struct tt_syncookie {
+  unsigned short mss;
+  signed char wscale; /* -1: no window scaling */
+  unsigned char sack, timestamps;
+};
+void tt_syncookie_send(struct netif *inp, const struct ip_addr *local_ip, const struct ip_addr *remote_ip,
+                       unsigned short local_port, unsigned short remote_port, unsigned int peer_isn,
+                       const unsigned char *options, unsigned int options_len);
+int tt_syncookie_check(const struct ip_addr *local_ip, const struct ip_addr *remote_ip, unsigned short local_port,
+                       unsigned short remote_port, unsigned int peer_isn, unsigned int our_isn,
+                       struct tt_syncookie *out);
+/* Nonzero when the stack is at its memory budget (src/malloc.c): new
+ * connections are refused until memory drains. */
+int tt_mem_tight(void);
+
 #endif

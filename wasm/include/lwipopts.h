@@ -145,7 +145,7 @@ extern unsigned short tt_arp_max_age;
  * destination address:port that its accepted flows to that destination
  * already use (without it, a second connection to one host:port failed). */
 #define SO_REUSE                        1
-#define TCP_LISTEN_BACKLOG              0 /* lwIP caps it at 255 (u8); SYNs beyond it would wait a full RTO */
+#define TCP_LISTEN_BACKLOG              1 /* half-open connections per listener; beyond it SYN cookies (src/syncookie.c) */
 #define TCP_DEFAULT_LISTEN_BACKLOG      255
 #define LWIP_TCP_KEEPALIVE              1
 #define TCP_MAXRTX                      12

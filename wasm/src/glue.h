@@ -56,6 +56,21 @@ int tt_with_flat(struct pbuf *p, tt_flat_fn fn, void *arg);
 
 /* Keys the ISN function and LWIP_RAND's generator (glue_random.c). */
 void tt_random_seed(const uint8_t seed[32]);
+/* Keyed hashes under subkeys of the ISN secret (glue_random.c). */
+uint32_t tt_tuple_hash(const ip_addr_t *local_ip, uint16_t local_port, const ip_addr_t *remote_ip, uint16_t remote_port);
+uint32_t tt_cookie_mac(const ip_addr_t *local_ip, uint16_t local_port, const ip_addr_t *remote_ip, uint16_t remote_port,
+                       uint32_t peer_isn, uint32_t clock_and_bits);
+
+/* Which tier of the memory budget allocations come from (src/malloc.c):
+ * the glue sets it around host calls, and sets it back to essential. */
+extern int tt_mem_mode;
+#define TT_MEM_ESSENTIAL 0
+#define TT_MEM_RX 1
+#define TT_MEM_OPTIONAL 2
+int tt_mem_tight(void);
+/* Frees what lwIP holds that it can do without (out-of-order segments),
+ * when memory for received frames runs out (glue_netif.c). */
+void tt_mem_reclaim(void);
 
 /* Milliseconds until the next lwIP timer with work to do (glue_timers.c). */
 uint32_t tt_timeouts_sleeptime(void);

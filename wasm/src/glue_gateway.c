@@ -219,10 +219,11 @@ static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
       break;
     }
   }
-  /* A retransmitted SYN of an accepted flow belongs to lwIP. */
-  for (struct tcp_pcb *a = tcp_active_pcbs; a != NULL; a = a->next) {
-    if (is_current_flow(a, th)) return 0;
-  }
+  /* A retransmitted SYN of an accepted flow belongs to lwIP (found by the
+   * 4-tuple index, src/tcp_lookup.c: a walk of every flow per SYN before). */
+  struct tcp_pcb *a = tt_tcp_lookup(ip_current_dest_addr(), lwip_ntohs(th->dest), ip_current_src_addr(),
+                                    lwip_ntohs(th->src), netif_get_index(inp));
+  if (a != NULL && a->state != TIME_WAIT) return 0;
   addresses(lwip_ntohs(th->src), dport);
   tt_host_gw_tcp_syn(inp, p, &tt_sockaddrs[0], &tt_sockaddrs[1]);
   return 1; /* held: the host calls tt_gw_tcp_accept or tt_gw_tcp_reject */
@@ -403,7 +404,9 @@ TT_EXPORT(tt_gw_tcp_accept) int32_t tt_gw_tcp_accept(struct pbuf *syn, uint32_t 
     tt_gw_tcp_reject(syn, 0);
     return err;
   }
-  int32_t listener = tt_tcp_listen(pcb, listener_id, 0);
+  /* The largest backlog: every SYN fed here was accepted by the host, so
+   * none should wait for a SYN cookie (which keeps less of its options). */
+  int32_t listener = tt_tcp_listen(pcb, listener_id, TCP_DEFAULT_LISTEN_BACKLOG);
   if (listener <= 0) {
     tcp_abort(pcb);
     tt_gw_tcp_reject(syn, 0);

@@ -22,6 +22,11 @@ struct siphash_key {
 
 static struct siphash_key isn_key;
 static struct siphash_key rand_key;
+/* Derived from isn_key (below): the 4-tuple hash of src/tcp_lookup.c, keyed
+ * so that a peer cannot choose tuples that all fall in one bucket, and the
+ * SYN cookies of src/syncookie.c. */
+static struct siphash_key lookup_key;
+static struct siphash_key cookie_key;
 static uint64_t rand_counter;
 static uint64_t rand_block;
 static int rand_left; /* 32-bit halves of rand_block not yet handed out */
@@ -81,6 +86,13 @@ void tt_random_seed(const uint8_t seed[32]) {
   key_from(&rand_key, seed + 16);
   rand_counter = 0;
   rand_left = 0;
+  /* Subkeys as SipHash of a label under the ISN key: a PRF's outputs for
+   * distinct inputs are independent, so neither use reveals the other. */
+  static const uint8_t labels[4][8] = {"lookup-0", "lookup-1", "cookie-0", "cookie-1"};
+  lookup_key.k0 = siphash24(&isn_key, labels[0], 8);
+  lookup_key.k1 = siphash24(&isn_key, labels[1], 8);
+  cookie_key.k0 = siphash24(&isn_key, labels[2], 8);
+  cookie_key.k1 = siphash24(&isn_key, labels[3], 8);
 }
 
 /* LWIP_RAND (arch/cc.h). */
@@ -127,6 +139,36 @@ uint32_t tt_hook_tcp_isn(const ip_addr_t *local_ip, uint16_t local_port, const i
   msg[n++] = (uint8_t)(remote_port >> 8);
   msg[n++] = (uint8_t)remote_port;
   return tt_host_now_4us() + (uint32_t)siphash24(&isn_key, msg, n);
+}
+
+/* The 4-tuple as put_ip and the ISN function lay it out; returns its length. */
+static uint32_t put_tuple(uint8_t *msg, const ip_addr_t *local_ip, uint16_t local_port, const ip_addr_t *remote_ip,
+                          uint16_t remote_port) {
+  uint32_t n = put_ip(msg, local_ip);
+  n += put_ip(msg + n, remote_ip);
+  msg[n++] = (uint8_t)(local_port >> 8);
+  msg[n++] = (uint8_t)local_port;
+  msg[n++] = (uint8_t)(remote_port >> 8);
+  msg[n++] = (uint8_t)remote_port;
+  return n;
+}
+
+/* Bucket hash of src/tcp_lookup.c. */
+uint32_t tt_tuple_hash(const ip_addr_t *local_ip, uint16_t local_port, const ip_addr_t *remote_ip, uint16_t remote_port) {
+  uint8_t msg[2 * 17 + 4];
+  uint32_t n = put_tuple(msg, local_ip, local_port, remote_ip, remote_port);
+  return (uint32_t)siphash24(&lookup_key, msg, n);
+}
+
+/* The MAC of a SYN cookie (src/syncookie.c): the 4-tuple, the peer's ISN
+ * and the cookie's own clock and option bits, under the cookie key. */
+uint32_t tt_cookie_mac(const ip_addr_t *local_ip, uint16_t local_port, const ip_addr_t *remote_ip, uint16_t remote_port,
+                       uint32_t peer_isn, uint32_t clock_and_bits) {
+  uint8_t msg[2 * 17 + 4 + 8];
+  uint32_t n = put_tuple(msg, local_ip, local_port, remote_ip, remote_port);
+  memcpy(msg + n, &peer_isn, 4);
+  memcpy(msg + n + 4, &clock_and_bits, 4);
+  return (uint32_t)siphash24(&cookie_key, msg, n + 8);
 }
 
 /* Test-only: SipHash-2-4 of (data, len) under the 16-byte key, written to

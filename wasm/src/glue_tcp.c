@@ -61,8 +61,14 @@ err_t tt_tcp_on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
   return ERR_OK;
 }
 
+/* NULL at the memory budget (the host reports ENOBUFS): lwIP's tcp_alloc
+ * would otherwise make room by aborting an idle connection. */
 TT_EXPORT(tt_tcp_new) struct tcp_pcb *tt_tcp_new(uint32_t family) {
-  return tcp_new_ip_type(family == 6 ? IPADDR_TYPE_V6 : family == 4 ? IPADDR_TYPE_V4 : IPADDR_TYPE_ANY);
+  if (tt_mem_tight()) return NULL;
+  tt_mem_mode = TT_MEM_OPTIONAL;
+  struct tcp_pcb *pcb = tcp_new_ip_type(family == 6 ? IPADDR_TYPE_V6 : family == 4 ? IPADDR_TYPE_V4 : IPADDR_TYPE_ANY);
+  tt_mem_mode = TT_MEM_ESSENTIAL;
+  return pcb;
 }
 
 TT_EXPORT(tt_tcp_attach) void tt_tcp_attach(struct tcp_pcb *pcb, uint32_t id) { attach(pcb, id); }
@@ -101,7 +107,11 @@ TT_EXPORT(tt_tcp_write) int32_t tt_tcp_write(struct tcp_pcb *pcb, const void *da
   if (len == 0) return 0;
   if (tcp_sndqueuelen(pcb) >= TCP_SND_QUEUELEN - 1) return 0;
   u8_t flags = TCP_WRITE_FLAG_COPY | (more ? TCP_WRITE_FLAG_MORE : 0);
+  /* Data waiting to be sent is what gives way at the memory budget: the
+   * host's write waits (tt_mem_tight tells it when to try again). */
+  tt_mem_mode = TT_MEM_OPTIONAL;
   err_t err = tcp_write(pcb, data, (u16_t)len, flags);
+  tt_mem_mode = TT_MEM_ESSENTIAL;
   if (err == ERR_MEM) return 0;
   if (err != ERR_OK) return err;
   return (int32_t)len;
@@ -171,6 +181,14 @@ TT_EXPORT(tt_tcp_set_keepalive) void tt_tcp_set_keepalive(struct tcp_pcb *pcb, u
 }
 
 TT_EXPORT(tt_tcp_state) uint32_t tt_tcp_state(struct tcp_pcb *pcb) { return pcb->state; }
+
+/* Out-of-order segments are kept only while memory allows (RFC 9293
+ * 3.10.7.4 lets a receiver drop them; the sender retransmits). */
+void tt_mem_reclaim(void) {
+  for (struct tcp_pcb *pcb = tcp_active_pcbs; pcb != NULL; pcb = pcb->next) {
+    if (pcb->ooseq != NULL) tcp_free_ooseq(pcb);
+  }
+}
 
 /* Ephemeral ports, RFC 6056 section 3.3.1 (Algorithm 1): a random start in
  * the range (LWIP_RAND, glue_random.c), then the next port not in use.

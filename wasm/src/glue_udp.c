@@ -49,11 +49,14 @@ static struct pbuf *copy_to_pbuf(pbuf_layer layer, const void *data, uint32_t le
 TT_EXPORT(tt_udp_sendto) int32_t tt_udp_sendto(struct udp_pcb *pcb, const void *data, uint32_t len) {
   ip_addr_t ip;
   tt_sockaddr_to_ip(&tt_sockaddrs[1], &ip);
+  /* A datagram is the first thing to give way at the memory budget: it
+   * fails with ERR_BUF (ENOBUFS), as a kernel's full socket buffer does. */
+  tt_mem_mode = TT_MEM_OPTIONAL;
   struct pbuf *p = copy_to_pbuf(PBUF_TRANSPORT, data, len);
-  if (p == NULL) return len > 0xFFFF ? ERR_VAL : ERR_MEM;
-  err_t err = udp_sendto(pcb, p, &ip, tt_sockaddrs[1].port);
-  pbuf_free(p);
-  return err;
+  err_t err = p == NULL ? (len > 0xFFFF ? ERR_VAL : ERR_BUF) : udp_sendto(pcb, p, &ip, tt_sockaddrs[1].port);
+  tt_mem_mode = TT_MEM_ESSENTIAL;
+  if (p != NULL) pbuf_free(p);
+  return err == ERR_MEM ? ERR_BUF : err;
 }
 
 TT_EXPORT(tt_udp_remove) void tt_udp_remove(struct udp_pcb *pcb) { udp_remove(pcb); }
