@@ -27,6 +27,8 @@ export {
   type StackOptions, type InterfaceOptions, type Route, type RouteOptions, type Neighbor, type StackStats,
   type InterfaceCounters, type Link, type Medium, type FrameReceiver, type CableOptions, type Clock, type SystemError,
   capture, type PcapSink, type CaptureOptions,
+  Switch, SwitchPort, MacTable, createSwitch,
+  type SwitchOptions, type SwitchPortOptions, type SwitchPortCounters, type SwitchCounters, type MacTableEntry,
   parseIp, formatIp, parsePrefix, formatPrefix, parseMac, formatMac, isIP, prefixContains, ipEquals,
   type IpAddress, type IpPrefix, type Family,
 } from './core/index.js';

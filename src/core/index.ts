@@ -12,6 +12,10 @@ export { TcpConnection, TcpListener, type TcpHandler } from './tcp.js';
 export { UdpEndpoint } from './udp.js';
 export { setModuleSource, getModule } from './module.js';
 export { capture, type PcapSink, type CaptureOptions } from './capture.js';
+export {
+  Switch, SwitchPort, MacTable, createSwitch,
+  type SwitchOptions, type SwitchPortOptions, type SwitchPortCounters, type SwitchCounters, type MacTableEntry,
+} from './switch.js';
 export { errorCode, ERR, type SystemError } from './errors.js';
 export {
   parseIp, formatIp, parsePrefix, formatPrefix, parseMac, formatMac, isIP, prefixContains, ipEquals,
