@@ -29,6 +29,8 @@ export {
   capture, type PcapSink, type CaptureOptions,
   Switch, SwitchPort, MacTable, createSwitch,
   type SwitchOptions, type SwitchPortOptions, type SwitchPortCounters, type SwitchCounters, type MacTableEntry,
+  EmulatedLink, emulate,
+  type EmulateOptions, type Impairment, type GilbertElliott, type DelayDistribution, type EmulationCounters, type Direction,
   parseIp, formatIp, parsePrefix, formatPrefix, parseMac, formatMac, isIP, prefixContains, ipEquals,
   type IpAddress, type IpPrefix, type Family,
 } from './core/index.js';

@@ -16,6 +16,10 @@ export {
   Switch, SwitchPort, MacTable, createSwitch,
   type SwitchOptions, type SwitchPortOptions, type SwitchPortCounters, type SwitchCounters, type MacTableEntry,
 } from './switch.js';
+export {
+  EmulatedLink, emulate,
+  type EmulateOptions, type Impairment, type GilbertElliott, type DelayDistribution, type EmulationCounters, type Direction,
+} from './emulate.js';
 export { errorCode, ERR, type SystemError } from './errors.js';
 export {
   parseIp, formatIp, parsePrefix, formatPrefix, parseMac, formatMac, isIP, prefixContains, ipEquals,
