@@ -18,6 +18,9 @@ command -v curl >/dev/null || need+=(curl)
 command -v nc >/dev/null || need+=(netcat-openbsd)
 command -v slirp4netns >/dev/null || need+=(slirp4netns)
 command -v tcpdump >/dev/null || need+=(tcpdump)
+# vxlan.test.ts turns a veth's checksum offload off (inner TCP checksums
+# would reach our UDP socket unfinished).
+command -v ethtool >/dev/null || need+=(ethtool)
 command -v busybox >/dev/null || need+=(busybox)
 command -v python3 >/dev/null || need+=(python3)
 [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)

@@ -20,6 +20,7 @@ export {
   EmulatedLink, emulate,
   type EmulateOptions, type Impairment, type GilbertElliott, type DelayDistribution, type EmulationCounters, type Direction,
 } from './emulate.js';
+export { VxlanLink, type VxlanLinkOptions, type VxlanRemote, type VxlanTransport, type VxlanCounters, type VxlanFdbEntry } from './vxlan.js';
 export { errorCode, ERR, type SystemError } from './errors.js';
 export {
   parseIp, formatIp, parsePrefix, formatPrefix, parseMac, formatMac, isIP, prefixContains, ipEquals,
