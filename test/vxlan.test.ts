@@ -110,8 +110,17 @@ async function underlay(v6: boolean, subnet: number) {
   const ns = await Netns.create('tt-vx');
   cleanup.push(() => ns.delete());
   const ours = `vxr-${randomBytes(3).toString('hex')}`;
-  // Deleting the namespace deletes the pair, our end too.
   execFileSync('ip', ['link', 'add', ours, 'type', 'veth', 'peer', 'name', 'vtn0', 'netns', ns.name]);
+  // Deleted by name too: the kernel frees a deleted namespace in the
+  // background, and until then our end and its route would take the next
+  // test's packets into it.
+  cleanup.push(() => {
+    try {
+      execFileSync('ip', ['link', 'delete', ours], { stdio: 'ignore' });
+    } catch {
+      /* gone with the namespace */
+    }
+  });
   const [root, inside, len] = v6 ? [`fd15:${subnet}::1`, `fd15:${subnet}::2`, 64] : [`198.18.${subnet}.1`, `198.18.${subnet}.2`, 24];
   execFileSync('ip', [...(v6 ? ['-6'] : []), 'addr', 'add', `${root}/${len}`, 'dev', ours, ...(v6 ? ['nodad'] : [])]);
   execFileSync('ip', ['link', 'set', ours, 'up']);

@@ -87,6 +87,8 @@ interface Entry {
   port: SwitchPort;
   seen: number;
   static: boolean;
+  /** Removed from the table (ports' caches check it). */
+  dead: boolean;
 }
 
 function macKey(b: Uint8Array, at: number): number {
@@ -123,6 +125,14 @@ export class SwitchPort {
   /** Largest untagged frame in or out (MTU plus the Ethernet header). */
   readonly maxFrame: number;
   removed = false;
+  // The last source and destination seen on this port and their entries: a
+  // flow's frames skip the table lookups (48-bit keys are heap numbers).
+  /** @internal */ srcKey = -1;
+  /** @internal */ srcVid = 0;
+  /** @internal */ srcEntry: Entry | null = null;
+  /** @internal */ dstKey = -1;
+  /** @internal */ dstVid = 0;
+  /** @internal */ dstEntry: Entry | null = null;
 
   /** @internal */
   constructor(readonly switch_: Switch, readonly link: Link, readonly name: string, readonly mtu: number, pvid: number, tagged: Set<number>) {
@@ -160,28 +170,34 @@ export class MacTable {
     return this.#size;
   }
 
-  /** @internal The port `mac` was learnt on in `vid`, dropping an expired entry. */
-  lookup(vid: number, key: number, now: number): SwitchPort | null {
+  /** @internal The entry for `mac` in `vid`, dropping an expired one. */
+  lookup(vid: number, key: number, now: number): Entry | null {
     const table = this.#vlans.get(vid);
     if (!table) return null;
     const e = table.get(key);
     if (!e) return null;
     if (!e.static && now - e.seen > this.ageingMs) {
       table.delete(key);
+      e.dead = true;
       this.#size--;
       return null;
     }
-    return e.port;
+    return e;
   }
+
+  /** @internal The entry learnt last (for the port's cache). */
+  learnt: Entry | null = null;
 
   /** @internal Learns (vid, key) on port; returns 0 unchanged, 1 new, 2 moved, -1 table full. */
   learn(vid: number, key: number, port: SwitchPort, now: number): number {
     let table = this.#vlans.get(vid);
     if (!table) this.#vlans.set(vid, (table = new Map()));
     const e = table.get(key);
+    this.learnt = null;
     if (e) {
       if (e.static) return 0;
       e.seen = now;
+      this.learnt = e;
       if (e.port === port) return 0;
       e.port = port;
       return 2;
@@ -190,7 +206,9 @@ export class MacTable {
       this.#sweep(now);
       if (this.#size >= this.maxEntries) return -1;
     }
-    table.set(key, { port, seen: now, static: false });
+    const entry: Entry = { port, seen: now, static: false, dead: false };
+    table.set(key, entry);
+    this.learnt = entry;
     this.#size++;
     return 1;
   }
@@ -200,6 +218,7 @@ export class MacTable {
       for (const [key, e] of table) {
         if (!e.static && now - e.seen > this.ageingMs) {
           table.delete(key);
+          e.dead = true;
           this.#size--;
         }
       }
@@ -212,6 +231,7 @@ export class MacTable {
       for (const [key, e] of table) {
         if (match(vid, e)) {
           table.delete(key);
+          e.dead = true;
           n++;
         }
       }
@@ -245,8 +265,10 @@ export class MacTable {
     let table = this.#vlans.get(vid);
     if (!table) this.#vlans.set(vid, (table = new Map()));
     const key = macKey(mac, 0);
-    if (!table.has(key)) this.#size++;
-    table.set(key, { port, seen: this.clock.now(), static: true });
+    const old = table.get(key);
+    if (old) old.dead = true;
+    else this.#size++;
+    table.set(key, { port, seen: this.clock.now(), static: true, dead: false });
   }
 
   /** Removes the entry for mac (in one VLAN, or all); true when there was one. */
@@ -257,7 +279,10 @@ export class MacTable {
     const key = macKey(bytes, 0);
     let found = false;
     for (const [vid, table] of this.#vlans) {
-      if ((vlan === undefined || vid === vlan) && table.delete(key)) {
+      const e = table.get(key);
+      if (e && (vlan === undefined || vid === vlan)) {
+        table.delete(key);
+        e.dead = true;
         this.#size--;
         found = true;
       }
@@ -428,15 +453,36 @@ export class Switch {
       untagged = frame;
     }
 
-    const now = this.clock.now();
+    const now = this.#time();
     const sw = this.counters;
+    const table = this.macTable;
     if ((frame[ETHERNET.SRC]! & 1) === 0) {
-      const r = this.macTable.learn(vid, macKey(frame, ETHERNET.SRC), port, now);
-      if (r === 1) sw.learned++;
-      else if (r === 2) sw.moved++;
-      else if (r === -1) sw.tableFull++;
+      const key = macKey(frame, ETHERNET.SRC);
+      const e = port.srcEntry;
+      if (e !== null && !e.dead && port.srcKey === key && port.srcVid === vid && e.port === port) {
+        e.seen = now;
+      } else {
+        const r = table.learn(vid, key, port, now);
+        if (r === 1) sw.learned++;
+        else if (r === 2) sw.moved++;
+        else if (r === -1) sw.tableFull++;
+        port.srcEntry = table.learnt;
+        port.srcKey = key;
+        port.srcVid = vid;
+      }
     }
-    const to = (frame[ETHERNET.DST]! & 1) === 0 ? this.macTable.lookup(vid, macKey(frame, ETHERNET.DST), now) : null;
+    let to: SwitchPort | null = null;
+    if ((frame[ETHERNET.DST]! & 1) === 0) {
+      const key = macKey(frame, ETHERNET.DST);
+      let e = port.dstEntry;
+      if (e === null || e.dead || port.dstKey !== key || port.dstVid !== vid || (!e.static && now - e.seen > table.ageingMs)) {
+        e = table.lookup(vid, key, now);
+        port.dstEntry = e;
+        port.dstKey = key;
+        port.dstVid = vid;
+      }
+      if (e !== null) to = e.port;
+    }
     if (to) {
       if (to === port) {
         sw.filtered++;
@@ -456,6 +502,25 @@ export class Switch {
       if (out.pvid === vid) this.#output(out, (untagged ??= removeVlanTag(tagged!)), out.maxFrame);
       else this.#output(out, (tagged ??= addVlanTag(untagged!, tci)), out.maxFrame + VLAN_TAG_LEN);
     }
+  }
+
+  /**
+   * The clock read once per burst of frames (until the microtasks run): the
+   * table's times need seconds, not a clock call per frame.
+   */
+  #now = 0;
+  #nowValid = false;
+  readonly #forgetNow = (): void => {
+    this.#nowValid = false;
+  };
+
+  #time(): number {
+    if (!this.#nowValid) {
+      this.#now = this.clock.now();
+      this.#nowValid = true;
+      queueMicrotask(this.#forgetNow);
+    }
+    return this.#now;
   }
 
   #output(port: SwitchPort, frame: Uint8Array, max: number): void {
