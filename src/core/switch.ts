@@ -46,8 +46,10 @@ export interface SwitchPortOptions {
 }
 
 export interface SwitchPortCounters {
+  /** Frames and bytes that came in on the port (before any drop for VLAN or size). */
   rxFrames: number;
   rxBytes: number;
+  /** Frames and bytes sent out of the port. */
   txFrames: number;
   txBytes: number;
   /** Frames in longer than the port's MTU allows (dropped). */
@@ -157,7 +159,7 @@ export class SwitchPort {
   }
 }
 
-/** A MAC table: learnt and static entries per VLAN. */
+/** A switch's MAC table: learnt and static entries per VLAN (`switch.macTable`). */
 export class MacTable {
   /** vid → MAC (48-bit number) → entry. */
   readonly #vlans = new Map<number, Map<number, Entry>>();

@@ -59,8 +59,10 @@ export interface VxlanLinkOptions {
 }
 
 export interface VxlanCounters {
+  /** Inner frames and their bytes sent, once per remote they went to. */
   framesSent: number;
   bytesSent: number;
+  /** Inner frames and bytes received and passed on. */
   framesReceived: number;
   bytesReceived: number;
   /** Frames sent to every flood remote: broadcast, multicast, unknown unicast. */
@@ -111,6 +113,10 @@ function canonical(address: unknown, name: string): string {
   return formatIp(ip);
 }
 
+/**
+ * A VTEP as a Link over a VxlanTransport. In Node, `openVxlan()` makes one
+ * on a UDP socket; construct it directly for another transport.
+ */
 export class VxlanLink implements Link {
   readonly medium = 'ethernet' as const;
   readonly mtu: number;
@@ -271,7 +277,7 @@ export class VxlanLink implements Link {
     this.#transport.send(packet, address, port);
   }
 
-  /** A UDP payload from address (the transport calls this). */
+  /** A UDP payload from `address` (the transport calls this; the bytes need only be valid during the call). */
   input(packet: Uint8Array, address: string): void {
     if (this.#closed) return;
     const p = parseVxlan(packet);
