@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createCable, createStack, createSwitch, ManualClock, type Link, type Stack } from '../src/index.js';
+import { createCable, createGateway, createStack, createSwitch, ManualClock, type Link, type Stack } from '../src/index.js';
 import { openTap } from '../src/node/links.js';
 import { buildEthernetFrame } from '../src/wire/ethernet.js';
 import { parseMac } from '../src/wire/address.js';
@@ -76,6 +76,32 @@ describe('switch', () => {
     expect(sw.macTable.list().every((e) => e.vlan === 1 && !e.static)).toBe(true);
     expect(sw.counters.forwarded).toBeGreaterThan(0);
     for (const p of sw.ports) expect(p.counters.rxFrames).toBeGreaterThan(0);
+  });
+
+  it('a gateway on one port serves DHCP through the switch; a datagram to 224.0.0.1 reaches every stack', async () => {
+    const sw = createSwitch();
+    cleanup.push(() => sw.close());
+    const gw = createGateway({ link: sw.createLink(), hosts: {} });
+    cleanup.push(() => gw.close());
+    await gw.ready;
+    const all = stacks(4);
+    const dhcp = all[0]!.addInterface({ link: sw.createLink(), dhcp: true });
+    all.slice(1).forEach((s, i) => s.addInterface({ link: sw.createLink(), ipv4: `10.0.2.${10 + i}/24`, gateway: '10.0.2.2' }));
+    await new Promise<void>((resolve) => dhcp.on('address', () => dhcp.ipv4 && resolve()));
+    expect(dhcp.ipv4).toMatchObject({ address: '10.0.2.100', gateway: '10.0.2.2' });
+    for (const s of all) await s.ping('10.0.2.2');
+    await all[1]!.ping('10.0.2.100');
+    // A datagram to the all-hosts group (224.0.0.1) reaches every other stack.
+    const got = all.map(() => 0);
+    await Promise.all(all.map((s, i) => new Promise<void>((resolve) => {
+      const sock = s.createSocket('udp4', () => got[i]!++);
+      cleanup.push(() => { sock.close(); });
+      sock.bind(9999, resolve);
+    })));
+    const tx = all[0]!.createSocket('udp4');
+    cleanup.push(() => { tx.close(); });
+    tx.send(Buffer.from('to all hosts'), 9999, '224.0.0.1');
+    await waitFor(() => got.slice(1).every((n) => n === 1), 2000, `every stack to get the multicast datagram (${got})`);
   });
 
   it('floods broadcast and unknown unicast to every other port, forwards known unicast to one, never back out', () => {
