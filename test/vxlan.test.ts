@@ -1,5 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createStack, createSwitch, ManualClock, openVxlan, VxlanLink, type Stack, type VxlanTransport } from '../src/index.js';
@@ -229,5 +232,63 @@ async function kernelPeer(ns: Netns, args: string[]) {
     expect(result.receivedSha256).toBe(result.sentSha256);
     expect(result.fdb).toContainEqual(expect.objectContaining({ mac: '02:00:00:00:42:02', address: '198.18.17.2' }));
     expect(result.neighbors).toContainEqual(expect.objectContaining({ address: '10.42.0.2', mac: '02:00:00:00:42:02' }));
+  }, 90_000);
+});
+
+const ovsMissing = skip ?? (existsSync('/usr/sbin/ovs-vswitchd') && existsSync('/usr/bin/ovsdb-tool')
+  ? null : 'Open vSwitch is not installed (openvswitch-switch; scripts/test-deps.sh installs it)');
+if (!skip && ovsMissing) console.warn(`vxlan.test.ts Open vSwitch test skipped: ${ovsMissing}`);
+
+(ovsMissing ? describe.skip : describe)('VXLAN against Open vSwitch', () => {
+  it('a stack reaches a host behind an OVS VXLAN port (userspace datapath): ping both ways, TCP with sha256, OVS learns our MAC', async () => {
+    const { ns, root, inside } = await underlay(false, 18);
+    // Our end's UDP checksums must be complete too: OVS checks them when it pops the tunnel header.
+    execFileSync('ethtool', ['-K', (JSON.parse(execFileSync('ip', ['-j', 'addr', 'show', 'to', `${root}/32`]).toString())[0] as { ifname: string }).ifname, 'tx', 'off']);
+    // Daemons of our own, their database, sockets and logs in a directory
+    // of the test's, run as children in the namespace (killed with it): no
+    // system OVS is started or touched.
+    const dir = mkdtempSync(join(tmpdir(), 'tt-ovs-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const env = { ...process.env, OVS_RUNDIR: dir, OVS_DBDIR: dir, OVS_LOGDIR: dir, OVS_SYSCONFDIR: dir };
+    const db = `unix:${dir}/db.sock`;
+    execFileSync('ovsdb-tool', ['create', `${dir}/conf.db`, '/usr/share/openvswitch/vswitch.ovsschema']);
+    const inNs = (cmd: string, args: string[]) => execFileSync('ip', ['netns', 'exec', ns.name, cmd, ...args], { env, timeout: 20_000 }).toString();
+    const daemon = (cmd: string, args: string[]) => {
+      const child = ns.spawn('env', [...Object.entries(env).filter(([k]) => k.startsWith('OVS_')).map(([k, v]) => `${k}=${v}`), cmd, ...args]);
+      cleanup.push(() => { child.kill('SIGTERM'); });
+      return child;
+    };
+    daemon('ovsdb-server', [`${dir}/conf.db`, `--remote=punix:${dir}/db.sock`, `--unixctl=${dir}/ovsdb.ctl`, `--log-file=${dir}/ovsdb.log`]);
+    await waitFor(() => existsSync(`${dir}/db.sock`), 10_000, 'ovsdb-server');
+    const vsctl = (...args: string[]) => inNs('ovs-vsctl', [`--db=${db}`, '--timeout=10', ...args]);
+    vsctl('--no-wait', 'init');
+    daemon('ovs-vswitchd', [db, `--unixctl=${dir}/vswitchd.ctl`, `--log-file=${dir}/vswitchd.log`]);
+    await waitFor(() => existsSync(`${dir}/vswitchd.ctl`), 10_000, 'ovs-vswitchd');
+    // OVS's userspace tunnelling: the underlay address on a bridge holding the veth, the VXLAN port on another.
+    vsctl('add-br', 'br-phy', '--', 'set', 'bridge', 'br-phy', 'datapath_type=netdev');
+    vsctl('add-port', 'br-phy', 'vtn0');
+    await ns.exec('ip', ['addr', 'flush', 'dev', 'vtn0']);
+    await ns.exec('ip', ['addr', 'add', `${inside}/24`, 'dev', 'br-phy']);
+    await ns.exec('ip', ['link', 'set', 'br-phy', 'up']);
+    vsctl('add-br', 'br-int', '--', 'set', 'bridge', 'br-int', 'datapath_type=netdev');
+    vsctl('add-port', 'br-int', 'vx0', '--', 'set', 'interface', 'vx0', 'type=vxlan', `options:remote_ip=${root}`, 'options:key=42');
+    await ns.exec('ip', ['addr', 'add', '10.42.0.1/24', 'dev', 'br-int']);
+    await ns.exec('ip', ['link', 'set', 'br-int', 'up']);
+    const link = await openVxlan({ vni: 42, local: root, remotes: [inside] });
+    const s = stack();
+    s.addInterface({ link, ipv4: '10.42.0.2/24', mac: '02:00:00:00:42:02' });
+    // OVS learns its routes from the namespace's kernel a moment after the addresses appear.
+    await waitFor(() => s.ping('10.42.0.1', { timeout: 500 }).then(() => true, () => false), 15_000, 'a ping through OVS');
+    expect(await ns.exec('ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.42.0.2'])).toMatch(/3 received/);
+    const bytes = 8 << 20;
+    const { result } = await kernelPeer(ns, ['serve', '5001', String(bytes)]);
+    const sock = s.connect({ port: 5001, host: '10.42.0.1', allowHalfOpen: true });
+    await once(sock, 'connect');
+    const ours = await transfer(sock, bytes);
+    const theirs = await result;
+    expect(theirs.receivedSha256).toBe(ours.sentSha256);
+    expect(ours.receivedSha256).toBe(theirs.sentSha256);
+    const fdb = inNs('ovs-appctl', ['-t', `${dir}/vswitchd.ctl`, 'fdb/show', 'br-int']);
+    expect(fdb).toMatch(/02:00:00:00:42:02/);
   }, 90_000);
 });
