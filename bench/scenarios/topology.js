@@ -232,7 +232,7 @@ export default {
     }
 
     const timing = ctx.quick ? { warmup: 300, duration: 1000 } : { warmup: 500, duration: 3000 };
-    const rounds = ctx.quick ? 5 : 9;
+    const rounds = ctx.quick ? 3 : 9;
     const runs = { cable: [], switch: [], emulated: [] };
     await ctx.measure({
       label: 'TCP through a switch and an idle emulator vs a cable, MTU 1500',
@@ -274,7 +274,7 @@ export default {
       ctx.log('VXLAN skipped: needs root (namespaces, veths, the kernel\'s vxlan)');
       return;
     }
-    const bytes = (ctx.quick ? 128 : 512) << 20;
+    const bytes = (ctx.quick ? 64 : 512) << 20;
     await ctx.measure({ label: 'VXLAN TCP, stack → kernel vxlan, over a veth', doing: `${bytes >> 20} MiB`, group: 'VXLAN TCP, MTU 1450', unit: 'Gbit/s' }, async () => {
       const r = await vxlanStackToKernel(bytes);
       return { id: 'vxlan-stack-kernel', label: 'VXLAN TCP, stack (openVxlan) → kernel vxlan', chartLabel: 'stack → kernel', unit: 'Gbit/s', value: r.gbits, detail: r };
