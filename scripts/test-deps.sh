@@ -18,6 +18,9 @@ command -v curl >/dev/null || need+=(curl)
 command -v nc >/dev/null || need+=(netcat-openbsd)
 command -v slirp4netns >/dev/null || need+=(slirp4netns)
 command -v tcpdump >/dev/null || need+=(tcpdump)
+# vxlan.test.ts turns a veth's checksum offload off (inner TCP checksums
+# would reach our UDP socket unfinished).
+command -v ethtool >/dev/null || need+=(ethtool)
 command -v busybox >/dev/null || need+=(busybox)
 command -v python3 >/dev/null || need+=(python3)
 # test/synflood.test.ts compiles its raw-socket SYN flooder (test/support/synflood.c).
@@ -36,8 +39,21 @@ command -v slirp4netns >/dev/null || need+=(slirp4netns)
 command -v rootlesskit >/dev/null || need+=(rootlesskit)
 command -v newuidmap >/dev/null || need+=(uidmap)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# vxlan.test.ts runs its own ovsdb-server and ovs-vswitchd (userspace datapath)
+# in a namespace; the package's own service must not start on this host.
+command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}" >&2
   apt-get update -qq >&2
+  # No service the packages bring is started by the install (policy-rc.d
+  # 101: "action forbidden"), unless this host already has a policy.
+  made_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+  [ -z "$made_policy" ] || { rm -f /usr/sbin/policy-rc.d; trap - EXIT; }
 fi

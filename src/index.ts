@@ -14,6 +14,7 @@ export {
 } from './node/links.js';
 export { StreamLink, type StreamLinkOptions, type StreamLinkCounters } from './node/stream-link.js';
 export { pcapFile } from './node/pcap.js';
+export { openVxlan, VxlanSocketLink, type VxlanOptions, type VxlanSocketCounters } from './node/vxlan.js';
 export { loadNative } from './node/native.js';
 export { confine } from './node/confine.js';
 export {
@@ -27,6 +28,11 @@ export {
   type StackOptions, type InterfaceOptions, type Route, type RouteOptions, type Neighbor, type StackStats,
   type InterfaceCounters, type Link, type Medium, type FrameReceiver, type CableOptions, type Clock, type SystemError,
   capture, type PcapSink, type CaptureOptions,
+  Switch, SwitchPort, MacTable, createSwitch,
+  type SwitchOptions, type SwitchPortOptions, type SwitchPortCounters, type SwitchCounters, type MacTableEntry,
+  EmulatedLink, emulate,
+  VxlanLink, type VxlanLinkOptions, type VxlanRemote, type VxlanTransport, type VxlanCounters, type VxlanFdbEntry,
+  type EmulateOptions, type Impairment, type GilbertElliott, type DelayDistribution, type EmulationCounters, type Direction,
   parseIp, formatIp, parsePrefix, formatPrefix, parseMac, formatMac, isIP, prefixContains, ipEquals,
   type IpAddress, type IpPrefix, type Family,
 } from './core/index.js';

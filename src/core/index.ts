@@ -12,6 +12,15 @@ export { TcpConnection, TcpListener, type TcpHandler } from './tcp.js';
 export { UdpEndpoint } from './udp.js';
 export { setModuleSource, getModule } from './module.js';
 export { capture, type PcapSink, type CaptureOptions } from './capture.js';
+export {
+  Switch, SwitchPort, MacTable, createSwitch,
+  type SwitchOptions, type SwitchPortOptions, type SwitchPortCounters, type SwitchCounters, type MacTableEntry,
+} from './switch.js';
+export {
+  EmulatedLink, emulate,
+  type EmulateOptions, type Impairment, type GilbertElliott, type DelayDistribution, type EmulationCounters, type Direction,
+} from './emulate.js';
+export { VxlanLink, type VxlanLinkOptions, type VxlanRemote, type VxlanTransport, type VxlanCounters, type VxlanFdbEntry } from './vxlan.js';
 export { errorCode, ERR, type SystemError } from './errors.js';
 export {
   parseIp, formatIp, parsePrefix, formatPrefix, parseMac, formatMac, isIP, prefixContains, ipEquals,
