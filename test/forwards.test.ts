@@ -1,0 +1,329 @@
+/**
+ * Port forwards (issue 17): the client's own address inside the sandbox,
+ * ranges, dual-stack listeners, clear errors, automatic forwards, the host
+ * names in the gateway's DNS.
+ *
+ * In-process first: the sandbox is a stack on a cable to the gateway and
+ * clients are on this machine's loopback (which the sandbox sees as the
+ * gateway's address). Then, as root, clients with addresses of their own
+ * in a namespace joined by a veth pair to the namespace the gateway runs in
+ * (test/support/topology.ts: nothing leaves the namespaces the test makes).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCable, createStack, type Stack } from '../src/index.js';
+import { createGateway, parseForward, type AutoForwardEvent, type Gateway, type GatewayOptions } from '../src/gateway/gateway.js';
+import { parsePortRanges, parseProcNet } from '../src/gateway/forwards.js';
+
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const fn of cleanup.splice(0).reverse()) fn();
+});
+
+const noUpstream = {
+  resolve4: () => Promise.reject(Object.assign(new Error('no upstream in tests'), { code: 'ESERVFAIL' })),
+  resolve6: () => Promise.reject(Object.assign(new Error('no upstream in tests'), { code: 'ESERVFAIL' })),
+};
+
+function setup(options: Partial<GatewayOptions> = {}): { gw: Gateway; sandbox: Stack } {
+  const [gwLink, sandboxLink] = createCable({ mtu: 1500 });
+  const gw = createGateway({ link: gwLink, resolver: noUpstream, ipv6: true, ...options });
+  const sandbox = createStack({ dnsServers: ['10.0.2.3'] });
+  const iface = sandbox.addInterface({ link: sandboxLink, ipv4: '10.0.2.100/24', gateway: '10.0.2.2', ipv6: 'fd00::100/64' });
+  sandbox.routes.add({ prefix: '::/0', gateway: 'fd00::2', interface: iface });
+  cleanup.push(() => {
+    sandbox.close();
+    gw.close();
+  });
+  return { gw, sandbox };
+}
+
+/** A TCP server in the sandbox answering "REMOTEADDR REMOTEPORT". */
+function whoServer(sandbox: Stack, port: number): void {
+  const server = sandbox.createServer((s) => s.end(`${s.remoteAddress} ${s.remotePort}`));
+  server.listen(port);
+  cleanup.push(() => server.close());
+}
+
+/** Connects, returns what the server said and the client's own port. */
+async function ask(port: number, host = '127.0.0.1'): Promise<{ text: string; localPort: number }> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, host);
+    let text = '';
+    c.on('data', (d: Buffer) => (text += d));
+    c.on('end', () => resolve({ text, localPort: c.localPort! }));
+    c.on('error', reject);
+  });
+}
+
+async function refused(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, host);
+    c.on('connect', () => {
+      c.destroy();
+      resolve(false);
+    });
+    c.on('error', () => resolve(true));
+  });
+}
+
+/** A free port on the host's loopback for TCP and UDP both (probed, then released). */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const s = net.createServer().listen(0, '127.0.0.1');
+    await once(s, 'listening');
+    const port = (s.address() as net.AddressInfo).port;
+    s.close();
+    const u = dgram.createSocket('udp4');
+    const ok = await new Promise<boolean>((resolve) => {
+      u.once('error', () => resolve(false));
+      u.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    u.close();
+    if (ok) return port;
+  }
+}
+
+describe('port forwards, in process', () => {
+  it('shows a loopback client to the sandbox as the gateway address with its own port (TCP, IPv4 and IPv6)', async () => {
+    const { gw, sandbox } = setup();
+    whoServer(sandbox, 8080);
+    const v4 = await gw.addForward({ hostPort: 0, guestPort: 8080 });
+    const r4 = await ask(v4.hostPort);
+    expect(r4.text).toBe(`10.0.2.2 ${r4.localPort}`);
+    const v6 = await gw.addForward({ hostPort: 0, hostAddress: '::1', guestPort: 8080, guestAddress: 'fd00::100' });
+    const r6 = await ask(v6.hostPort, '::1');
+    expect(r6.text).toBe(`fd00::2 ${r6.localPort}`);
+  });
+
+  it('carries 64 MiB intact through a preserved forward', async () => {
+    const { gw, sandbox } = setup();
+    const server = sandbox.createServer((s) => {
+      const h = createHash('sha256');
+      let n = 0;
+      s.on('data', (d: Buffer) => {
+        h.update(d);
+        n += d.length;
+      });
+      s.on('end', () => s.end(`${n} ${h.digest('hex')}`));
+    });
+    server.listen(9000);
+    const f = await gw.addForward({ hostPort: 0, guestPort: 9000 });
+    const block = randomBytes(1 << 20);
+    const sent = createHash('sha256');
+    const reply = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(f.hostPort, '127.0.0.1');
+      let text = '';
+      c.on('data', (d: Buffer) => (text += d));
+      c.on('end', () => resolve(text));
+      c.on('error', reject);
+      let i = 0;
+      const pump = () => {
+        while (i < 64) {
+          sent.update(block);
+          i++;
+          if (!c.write(block)) return void c.once('drain', pump);
+        }
+        c.end();
+      };
+      pump();
+    });
+    expect(reply).toBe(`${64 << 20} ${sent.digest('hex')}`);
+  }, 60_000);
+
+  it('UDP: the sandbox sees the client at the gateway address and its port, and its reply comes back through the forward', async () => {
+    const { gw, sandbox } = setup();
+    const u = sandbox.createSocket('udp4');
+    u.on('message', (m: Buffer, r: { address: string; port: number }) => u.send(`${m} from ${r.address} ${r.port}`, r.port, r.address));
+    u.bind(5353);
+    await once(u, 'listening');
+    const f = await gw.addForward({ protocol: 'udp', hostPort: 0, guestPort: 5353 });
+    const client = dgram.createSocket('udp4');
+    cleanup.push(() => client.close());
+    client.bind(0, '127.0.0.1');
+    await once(client, 'listening');
+    const reply = once(client, 'message');
+    client.send('hi', f.hostPort, '127.0.0.1');
+    const [msg, rinfo] = (await reply) as [Buffer, dgram.RemoteInfo];
+    expect(String(msg)).toBe(`hi from 10.0.2.2 ${client.address().port}`);
+    expect(rinfo.port).toBe(f.hostPort); // from the forward's own socket, not a NAT one
+    expect(gw.metrics().udpFlowsOpened).toBe(0);
+  });
+
+  it('with preserveSource: false the sandbox sees the gateway with a port of its own (TCP) and UDP still answers', async () => {
+    const { gw, sandbox } = setup({ preserveSource: false });
+    whoServer(sandbox, 8080);
+    const f = await gw.addForward({ hostPort: 0, guestPort: 8080 });
+    const seen = new Set<number>();
+    for (let i = 0; i < 3; i++) {
+      const r = await ask(f.hostPort);
+      const [address, port] = r.text.split(' ');
+      expect(address).toBe('10.0.2.2');
+      if (Number(port) !== r.localPort) seen.add(Number(port));
+    }
+    expect(seen.size).toBeGreaterThan(0);
+  });
+
+  it('forwards ranges, parses -p forms, and names the port of an overlap or a taken one', async () => {
+    expect(parseForward('8000-8002:9000-9002')).toEqual({ hostAddress: undefined, hostPort: 8000, guestPort: 9000, protocol: 'tcp', count: 3 });
+    expect(parseForward('[::1]:8080:80/udp')).toEqual({ hostAddress: '::1', hostPort: 8080, guestPort: 80, protocol: 'udp' });
+    expect(parseForward('0.0.0.0:8080:80')).toMatchObject({ hostAddress: '0.0.0.0' });
+    expect(() => parseForward('8000-8002:9000-9001')).toThrow(/same length/);
+    expect(() => parseForward('[::1:8080:80')).toThrow(TypeError);
+    const { gw, sandbox } = setup();
+    const base = await freePort();
+    // Three consecutive free ports: retried from another base when one is taken.
+    let f;
+    for (let tries = 0; ; tries++) {
+      try {
+        f = await gw.addForward({ hostPort: base + tries * 7, guestPort: 9000, count: 3 });
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || tries > 20) throw err;
+      }
+    }
+    expect(f).toMatchObject({ count: 3, guestPort: 9000 });
+    for (let i = 0; i < 3; i++) whoServer(sandbox, 9000 + i);
+    for (let i = 0; i < 3; i++) expect((await ask(f.hostPort + i)).text).toMatch(/^10\.0\.2\.2 \d+$/);
+    await expect(gw.addForward({ hostPort: f.hostPort + 2, guestPort: 80, count: 2 })).rejects.toMatchObject({
+      code: 'EADDRINUSE',
+      message: expect.stringContaining(`port ${f.hostPort + 2}`),
+    });
+    // A dual-stack forward overlaps an IPv4 one on the same port.
+    await expect(gw.addForward({ hostPort: f.hostPort + 1, hostAddress: '::', guestPort: 80 })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    // Taken by another program: the error names it; nothing of the range stays open.
+    const taken = net.createServer().listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    cleanup.push(() => taken.close());
+    const port = (taken.address() as net.AddressInfo).port;
+    await expect(gw.addForward({ hostPort: port, guestPort: 80 })).rejects.toMatchObject({
+      code: 'EADDRINUSE',
+      message: expect.stringContaining(`127.0.0.1:${port}`),
+    });
+    expect(gw.forwards).toHaveLength(1);
+    // Bad values are TypeErrors naming the option.
+    await expect(gw.addForward({ hostPort: 65535, guestPort: 80, count: 2 })).rejects.toThrow(/"hostPort"/);
+    await expect(gw.addForward({ hostPort: 0, guestPort: 80, count: 2 })).rejects.toThrow(TypeError);
+    await expect(gw.addForward({ hostPort: 1, guestPort: 80, count: 0 })).rejects.toThrow(/"count"/);
+    await expect(gw.addForward({ hostPort: 1, guestPort: 80, hostAddress: 'nope' })).rejects.toThrow(/"hostAddress"/);
+  });
+
+  it('listens on IPv4 and IPv6 at :: (a dual-stack listener); the v4 client shows as itself, ::1 as the v6 gateway', async () => {
+    const { gw, sandbox } = setup();
+    whoServer(sandbox, 8080);
+    const f = await gw.addForward({ hostPort: 0, hostAddress: '::', guestPort: 8080 });
+    expect(f.hostAddress).toBe('::');
+    const r4 = await ask(f.hostPort, '127.0.0.1');
+    expect(r4.text).toBe(`10.0.2.2 ${r4.localPort}`);
+    // An IPv6 client of an IPv4 guest: another family, so from the gateway's address (a port of its own).
+    const r6 = await ask(f.hostPort, '::1');
+    expect(r6.text).toMatch(/^10\.0\.2\.2 \d+$/);
+    const u = sandbox.createSocket('udp4');
+    u.on('message', (m: Buffer, r: { address: string; port: number }) => u.send(`${m} ${r.address}`, r.port, r.address));
+    u.bind(5300);
+    await once(u, 'listening');
+    const fu = await gw.addForward({ protocol: 'udp', hostPort: 0, hostAddress: '::', guestPort: 5300 });
+    for (const [type, host] of [['udp4', '127.0.0.1'], ['udp6', '::1']] as const) {
+      const c = dgram.createSocket(type);
+      cleanup.push(() => c.close());
+      const reply = once(c, 'message');
+      c.send(type, fu.hostPort, host);
+      expect(String(((await reply) as [Buffer])[0])).toBe(`${type} 10.0.2.2`);
+    }
+  });
+
+  it('auto: forwards what an in-process sandbox listens on within a second, and stops within a second; skips taken ports and ports outside the ranges', async () => {
+    const { gw, sandbox } = setup();
+    const [inside, outside, busy] = [await freePort(), await freePort(), await freePort()];
+    const lo = Math.min(inside, busy);
+    const hi = Math.max(inside, busy);
+    const ranges = `${lo}-${hi}`;
+    const inRanges = outside < lo || outside > hi;
+    const events: AutoForwardEvent[] = [];
+    gw.on('auto-forward', (e: AutoForwardEvent) => events.push(e));
+    const auto = gw.autoForward({ source: sandbox, ports: ranges });
+    await auto.started;
+    const blocker = net.createServer((s) => s.end('the host program')).listen(busy, '127.0.0.1');
+    await once(blocker, 'listening');
+    cleanup.push(() => blocker.close());
+
+    const server = sandbox.createServer((s) => s.end('auto'));
+    server.listen(inside);
+    const t0 = performance.now();
+    while ((await refused(inside)) && performance.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+    const upMs = performance.now() - t0;
+    expect(upMs).toBeLessThan(1000);
+    expect((await ask(inside)).text).toBe('auto');
+
+    const busyServer = sandbox.createServer((s) => s.end('sandbox'));
+    busyServer.listen(busy);
+    cleanup.push(() => busyServer.close());
+    if (inRanges) {
+      const out = sandbox.createServer((s) => s.end('x'));
+      out.listen(outside);
+      cleanup.push(() => out.close());
+    }
+    await new Promise((r) => setTimeout(r, 700));
+    expect(events).toContainEqual(expect.objectContaining({ action: 'skip', protocol: 'tcp', port: busy, reason: expect.stringContaining('in use') }));
+    expect((await ask(busy)).text).toBe('the host program'); // never taken over
+    if (inRanges) expect(await refused(outside)).toBe(true);
+
+    server.close();
+    const t1 = performance.now();
+    while (!(await refused(inside)) && performance.now() - t1 < 3000) await new Promise((r) => setTimeout(r, 20));
+    expect(performance.now() - t1).toBeLessThan(1000);
+    expect(events).toContainEqual({ action: 'add', protocol: 'tcp', port: inside });
+    expect(events).toContainEqual({ action: 'remove', protocol: 'tcp', port: inside });
+
+    // UDP too.
+    const u = sandbox.createSocket('udp4');
+    u.on('message', (m: Buffer, r: { address: string; port: number }) => u.send(`auto ${m}`, r.port, r.address));
+    u.bind(inside);
+    await once(u, 'listening');
+    await new Promise((r) => setTimeout(r, 600));
+    const c = dgram.createSocket('udp4');
+    cleanup.push(() => c.close());
+    const reply = once(c, 'message');
+    c.send('udp', inside, '127.0.0.1');
+    expect(String(((await reply) as [Buffer])[0])).toBe('auto udp');
+    auto.stop();
+    expect(gw.forwards).toHaveLength(0);
+  });
+
+  it('parses port ranges and /proc/net listings', () => {
+    expect(parsePortRanges('80,8000-8002/tcp,53/udp')).toEqual({ tcp: [[80, 80], [8000, 8002]], udp: [[80, 80], [53, 53]] });
+    expect(parsePortRanges(undefined)).toEqual({ tcp: [[1, 65535]], udp: [[1, 65535]] });
+    expect(() => parsePortRanges('0-5')).toThrow(TypeError);
+    const tcp = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0',
+      '   1: 0100007F:0035 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0',
+      '   2: 6402000A:1F90 0202000A:D431 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0',
+    ].join('\n');
+    expect(parseProcNet(tcp, 'tcp')).toEqual([{ protocol: 'tcp', address: '0.0.0.0', port: 8080 }, { protocol: 'tcp', address: '127.0.0.1', port: 53 }]);
+    const tcp6 = 'header\n   0: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A 0 0 0 0 0\n';
+    expect(parseProcNet(tcp6, 'tcp')).toEqual([{ protocol: 'tcp', address: '::1', port: 80 }]);
+  });
+
+  it('resolves host.containers.internal, host.docker.internal and host.lima.internal to the host with host loopback, NXDOMAIN without', async () => {
+    const { sandbox } = setup({ hostLoopback: true });
+    for (const name of ['host.containers.internal', 'host.docker.internal', 'host.lima.internal']) {
+      expect(await sandbox.resolve(name)).toEqual(['10.0.2.2']);
+    }
+    expect(await sandbox.resolve('host.docker.internal', { family: 6 })).toEqual(['fd00::2']);
+    const off = setup({ hostLoopback: false });
+    for (const name of ['host.containers.internal', 'host.docker.internal', 'host.lima.internal']) {
+      await expect(off.sandbox.resolve(name)).rejects.toMatchObject({ code: 'ENOTFOUND' });
+    }
+    expect(off.gw.dns.counters.nxdomain).toBe(3);
+    expect(off.gw.dns.counters.upstreamLookups).toBe(0);
+  });
+
+  it("rejects forwards: 'auto' without a source, by name", () => {
+    const [link] = createCable({ mtu: 1500 });
+    expect(() => createGateway({ link, forwards: 'auto' })).toThrow(/"autoForward"/);
+  });
+});
