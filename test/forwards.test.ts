@@ -13,7 +13,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { deviceTestsUnavailable } from './support/netns.js';
+import { GatewayTopology, HOST_ADDRESS, HOST_ADDRESS6, INTERNET_ADDRESS, INTERNET_ADDRESS6, nodeServer, type RunningGateway } from './support/topology.js';
 import { createCable, createStack, type Stack } from '../src/index.js';
 import { createGateway, parseForward, type AutoForwardEvent, type Gateway, type GatewayOptions } from '../src/gateway/gateway.js';
 import { parsePortRanges, parseProcNet } from '../src/gateway/forwards.js';
@@ -326,4 +331,263 @@ describe('port forwards, in process', () => {
     const [link] = createCable({ mtu: 1500 });
     expect(() => createGateway({ link, forwards: 'auto' })).toThrow(/"autoForward"/);
   });
+});
+
+// ---------------------------------------------------------------- root: clients with addresses of their own
+
+const skipRoot = deviceTestsUnavailable();
+if (skipRoot) console.warn(`forwards.test.ts: namespace tests skipped: ${skipRoot}`);
+
+const GATEWAY_SCRIPT = new URL('./support/forward-gateway.mjs', import.meta.url).pathname;
+const DIST = new URL('../dist/index.js', import.meta.url).href;
+
+/**
+ * Connects to HOST PORT from the client namespace, sends MIB MiB of random
+ * data (0: nothing), half-closes, prints {reply, localAddress, localPort, sha256}.
+ */
+const TCP_CLIENT = `
+const crypto = require('crypto');
+const [host, port, mib] = process.argv.slice(1);
+const c = require('net').connect(Number(port), host);
+const h = crypto.createHash('sha256');
+let reply = '';
+c.on('data', (d) => (reply += d));
+c.on('end', () => { console.log(JSON.stringify({ reply, localAddress: c.localAddress, localPort: c.localPort, sha256: h.digest('hex') })); process.exit(0); });
+c.on('error', (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(0); });
+c.on('connect', () => {
+  const block = crypto.randomBytes(1 << 20);
+  let i = 0;
+  const pump = () => {
+    while (i < Number(mib)) { h.update(block); i++; if (!c.write(block)) return c.once('drain', pump); }
+    c.end();
+  };
+  pump();
+});
+setTimeout(() => { console.log(JSON.stringify({ error: 'TIMEOUT' })); process.exit(0); }, 60000);
+`;
+
+/** Sends one datagram from a bound socket; prints {reply, localPort}. */
+const UDP_CLIENT = `
+const [host, port] = process.argv.slice(1);
+const s = require('dgram').createSocket(host.includes(':') ? 'udp6' : 'udp4');
+s.on('message', (m) => { console.log(JSON.stringify({ reply: String(m), localPort: s.address().port })); process.exit(0); });
+s.bind(0, () => s.send('hi', Number(port), host));
+setTimeout(() => { console.log(JSON.stringify({ reply: null })); process.exit(0); }, 5000);
+`;
+
+/** The kernel's servers in the TAP namespace: "REMOTEADDR REMOTEPORT" on TCP 8080 and UDP 5353 (dual-stack), byte count and sha256 on 9000. */
+const SANDBOX_SERVERS = `
+const net = require('net');
+const crypto = require('crypto');
+const plain = (a) => a.replace(/^::ffff:/, '');
+net.createServer((s) => s.end(plain(s.remoteAddress) + ' ' + s.remotePort)).listen(8080, '::');
+net.createServer((s) => {
+  const h = crypto.createHash('sha256');
+  let n = 0;
+  s.on('data', (d) => { h.update(d); n += d.length; });
+  s.on('end', () => s.end(n + ' ' + h.digest('hex') + ' ' + plain(s.remoteAddress) + ' ' + s.remotePort));
+}).listen(9000, '::');
+const u = require('dgram').createSocket({ type: 'udp6', ipv6Only: false });
+u.on('message', (m, r) => u.send(plain(r.address) + ' ' + r.port, r.port, r.address));
+u.bind(5353, '::', () => console.log('listening'));
+`;
+
+/**
+ * Run in the host namespace: starts a server (TCP or UDP on 0.0.0.0:PORT)
+ * in namespace NS, then measures how long after it listens 127.0.0.1:PORT
+ * answers here, and how long after it is killed it stops answering.
+ * Prints {up, down} in ms (null: not within 3 s).
+ */
+const AUTO_PROBE = `
+const { spawn } = require('child_process');
+const net = require('net');
+const dgram = require('dgram');
+const [ns, port, proto] = process.argv.slice(1);
+const SERVER = proto === 'udp'
+  ? "const u = require('dgram').createSocket('udp4'); u.on('message', (m, r) => u.send('up', r.port, r.address)); u.bind(Number(process.argv[1]), '0.0.0.0', () => console.log('listening'));"
+  : "require('net').createServer((s) => s.end('up')).listen(Number(process.argv[1]), '0.0.0.0', () => console.log('listening'));";
+const answers = () => new Promise((resolve) => {
+  if (proto === 'udp') {
+    const s = dgram.createSocket('udp4');
+    const done = (v) => { clearTimeout(t); s.close(); resolve(v); };
+    const t = setTimeout(() => done(null), 100);
+    s.on('message', () => done(true));
+    s.on('error', () => done(false));
+    s.connect(Number(port), '127.0.0.1', () => s.send('x'));
+  } else {
+    const c = net.connect(Number(port), '127.0.0.1');
+    c.on('data', () => { c.destroy(); resolve(true); });
+    c.on('error', () => resolve(false));
+  }
+});
+const until = async (want) => {
+  const t0 = performance.now();
+  while (performance.now() - t0 < 3000) {
+    const v = await answers();
+    if (want ? v === true : v === false) return Math.round(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return null;
+};
+const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SERVER, port], { stdio: ['ignore', 'pipe', 'inherit'] });
+child.stdout.once('data', async () => {
+  const up = await until(true);
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  const down = await until(false);
+  console.log(JSON.stringify({ up, down }));
+  process.exit(0);
+});
+`;
+
+interface TcpResult { reply?: string; localAddress?: string; localPort?: number; sha256?: string; error?: string }
+interface UdpResult { reply: string | null; localPort?: number }
+
+describe.skipIf(skipRoot)('port forwards from a client in its own namespace (root)', () => {
+  let topo: GatewayTopology;
+  const stops: (() => Promise<unknown> | void)[] = [];
+  beforeAll(async () => {
+    topo = await GatewayTopology.create();
+  }, 60_000);
+  afterAll(async () => topo?.delete());
+  afterEach(async () => {
+    for (const fn of stops.splice(0).reverse()) await fn();
+  });
+
+  const tcp = (host: string, port: number, mib = 0) => topo.nodeJson<TcpResult>(topo.internet, TCP_CLIENT, [host, String(port), String(mib)]);
+  const udp = (host: string, port: number) => topo.nodeJson<UdpResult>(topo.internet, UDP_CLIENT, [host, String(port)]);
+
+  async function inProcessGateway(preserve: boolean): Promise<void> {
+    const real = topo.host.spawn(process.execPath, [GATEWAY_SCRIPT, DIST, HOST_ADDRESS, HOST_ADDRESS6, preserve ? '1' : '0']);
+    let out = '';
+    let err = '';
+    real.stdout!.on('data', (d: Buffer) => (out += d));
+    real.stderr!.on('data', (d: Buffer) => (err += d));
+    stops.push(() => void real.kill('SIGKILL'));
+    const t0 = Date.now();
+    while (!out.includes('\n') && real.exitCode === null && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
+    expect(out, err).toContain('"ready":true');
+  }
+
+  async function commandGateway(args: string[]): Promise<RunningGateway> {
+    const gw = await topo.startGateway(args);
+    stops.push(() => gw.stop());
+    return gw;
+  }
+
+  it('in-process sandbox: TCP and UDP, IPv4 and IPv6, arrive from the client\'s veth address and port; 64 MiB intact', async () => {
+    await inProcessGateway(true);
+    for (const [host, client] of [[HOST_ADDRESS, INTERNET_ADDRESS], [HOST_ADDRESS6, INTERNET_ADDRESS6]]) {
+      const t = await tcp(host, 18080);
+      expect(t.reply).toBe(`${client} ${t.localPort}`);
+      const u = await udp(host, 15353);
+      expect(u.reply).toBe(`${client} ${u.localPort}`);
+    }
+    const big = await tcp(HOST_ADDRESS, 19000, 64);
+    expect(big.reply).toBe(`${64 << 20} ${big.sha256} ${INTERNET_ADDRESS} ${big.localPort}`);
+  }, 120_000);
+
+  it('in-process sandbox with preserveSource: false: the gateway\'s address', async () => {
+    await inProcessGateway(false);
+    expect((await tcp(HOST_ADDRESS, 18080)).reply).toMatch(/^10\.0\.2\.2 \d+$/);
+    expect((await tcp(HOST_ADDRESS6, 18080)).reply).toMatch(/^fd00::2 \d+$/);
+    expect((await udp(HOST_ADDRESS, 15353)).reply).toMatch(/^10\.0\.2\.2 \d+$/);
+  }, 60_000);
+
+  it('TAP namespace (the kernel\'s servers): -p and add_hostfwd forwards show the client\'s address, v4 and v6, TCP and UDP; 64 MiB intact; --no-preserve-source shows 10.0.2.2', async () => {
+    const servers = await nodeServer(topo.sandbox, SANDBOX_SERVERS);
+    stops.push(() => void servers.kill('SIGKILL'));
+    const dir = mkdtempSync(join(tmpdir(), 'tt-fwd-'));
+    stops.push(() => rmSync(dir, { recursive: true, force: true }));
+    const api = join(dir, 'api.sock');
+    const gw = await commandGateway(['--enable-ipv6', '--api-socket', api,
+      '-p', `${HOST_ADDRESS}:18080:8080`, '-p', `${HOST_ADDRESS}:19000:9000`, '-p', `${HOST_ADDRESS}:15353:5353/udp`]);
+    expect(gw.readyLine).toContain(`forward tcp ${HOST_ADDRESS}:18080->8080`);
+    const guest6 = / ipv6 (fd00::[0-9a-f:]+)\/64 /.exec(gw.readyLine)![1]!;
+    const request = (body: object) => new Promise<unknown>((resolve, reject) => {
+      const c = net.connect(api);
+      let text = '';
+      c.on('data', (d: Buffer) => (text += d));
+      c.on('end', () => resolve(JSON.parse(text)));
+      c.on('error', reject);
+      c.end(JSON.stringify(body));
+    });
+    for (const [proto, port, guest] of [['tcp', 18080, 8080], ['udp', 15353, 5353]] as const) {
+      expect(await request({ execute: 'add_hostfwd', arguments: { proto, host_addr: HOST_ADDRESS6, host_port: port, guest_addr: guest6, guest_port: guest } }))
+        .toMatchObject({ return: { id: expect.any(Number) } });
+    }
+    for (const [host, client] of [[HOST_ADDRESS, INTERNET_ADDRESS], [HOST_ADDRESS6, INTERNET_ADDRESS6]]) {
+      const t = await tcp(host, 18080);
+      expect(t.reply).toBe(`${client} ${t.localPort}`);
+      const u = await udp(host, 15353);
+      expect(u.reply).toBe(`${client} ${u.localPort}`);
+    }
+    const big = await tcp(HOST_ADDRESS, 19000, 64);
+    expect(big.reply).toBe(`${64 << 20} ${big.sha256} ${INTERNET_ADDRESS} ${big.localPort}`);
+    // Without host loopback the host names are NXDOMAIN (getent: exit 2).
+    await expect(topo.sandbox.exec('getent', ['hosts', 'host.containers.internal'])).rejects.toMatchObject({ code: 2 });
+    expect(await gw.stop()).toEqual({ code: 0, signal: null });
+
+    await commandGateway(['--no-preserve-source', '-p', `${HOST_ADDRESS}:18080:8080`, '-p', `${HOST_ADDRESS}:15353:5353/udp`]);
+    expect((await tcp(HOST_ADDRESS, 18080)).reply).toMatch(/^10\.0\.2\.2 \d+$/);
+    expect((await udp(HOST_ADDRESS, 15353)).reply).toMatch(/^10\.0\.2\.2 \d+$/);
+  }, 120_000);
+
+  it('ranges and a dual-stack listener through the command; a taken port and an overlapping range fail naming the port', async () => {
+    const servers = await nodeServer(topo.sandbox, SANDBOX_SERVERS);
+    stops.push(() => void servers.kill('SIGKILL'));
+    const gw = await commandGateway(['--enable-ipv6', '-p', '[::]:28080-28081:8080-8081', '-p', '[::]:25353:5353/udp']);
+    expect(gw.readyLine).toContain('forward tcp [::]:28080-28081->8080-8081');
+    for (const [host, client] of [[HOST_ADDRESS, INTERNET_ADDRESS], [HOST_ADDRESS6, INTERNET_ADDRESS6]]) {
+      // An IPv6 client of the IPv4 guest address comes from the gateway: another family.
+      const t = await tcp(host, 28080);
+      expect(t.reply).toMatch(host === HOST_ADDRESS ? new RegExp(`^${client} ${t.localPort}$`) : /^10\.0\.2\.2 \d+$/);
+      const u = await udp(host, 25353);
+      expect(u.reply).toMatch(host === HOST_ADDRESS ? new RegExp(`^${client} ${u.localPort}$`) : /^10\.0\.2\.2 \d+$/);
+    }
+    // 8081 has no server in the namespace: the forward is there, the sandbox refuses.
+    expect((await tcp(HOST_ADDRESS, 28081)).error ?? 'connected').toMatch(/ECONNRESET|connected/);
+    await gw.stop();
+
+    const holder = await nodeServer(topo.host, "require('net').createServer().listen(28085, '127.0.0.1', () => console.log('listening'))");
+    stops.push(() => void holder.kill('SIGKILL'));
+    for (const [args, message] of [
+      [['-p', '28084-28086:8080-8082'], /28085/],
+      [['-p', '28090-28095:8080-8085', '-p', '28093:80'], /port 28093 .*overlaps/],
+    ] as const) {
+      const child = topo.host.spawn(process.execPath, [new URL('../bin/tcpip-ts.js', import.meta.url).pathname, 'gateway', '--netns', topo.sandbox.path, ...args]);
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d));
+      const [code] = (await once(child, 'exit')) as [number];
+      expect(code).toBe(1);
+      expect(err.trim().split('\n')).toHaveLength(1);
+      expect(err).toMatch(message);
+    }
+  }, 120_000);
+
+  it('--forward-auto: a server started in the namespace answers on the host within a second and stops within a second; outside the ranges nothing; a taken host port is skipped and left alone', async () => {
+    const holder = await nodeServer(topo.host, "require('net').createServer((s) => s.end('host program')).listen(20060, '127.0.0.1', () => console.log('listening'))");
+    stops.push(() => void holder.kill('SIGKILL'));
+    const gw = await commandGateway(['--host-loopback', '--forward-auto=20000-20100']);
+    expect(gw.readyLine).toContain('forward-auto 20000-20100');
+    for (const proto of ['tcp', 'udp']) {
+      const r = await topo.nodeJson<{ up: number | null; down: number | null }>(topo.host, AUTO_PROBE, [topo.sandbox.name, '20050', proto]);
+      expect(r.up, proto).not.toBeNull();
+      expect(r.up!, proto).toBeLessThan(1000);
+      expect(r.down, proto).not.toBeNull();
+      expect(r.down!, proto).toBeLessThan(1000);
+    }
+    const outside = await nodeServer(topo.sandbox, "require('net').createServer((s) => s.end('x')).listen(20200, () => console.log('listening'))");
+    stops.push(() => void outside.kill('SIGKILL'));
+    const taken = await nodeServer(topo.sandbox, "require('net').createServer((s) => s.end('sandbox')).listen(20060, () => console.log('listening'))");
+    stops.push(() => void taken.kill('SIGKILL'));
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(gw.stderr()).toMatch(/forward-auto: skipped tcp 20060: .*in use/);
+    const probe = `const c = require('net').connect(Number(process.argv[1]), '127.0.0.1'); let t = ''; c.on('data', (d) => (t += d)); c.on('end', () => console.log(JSON.stringify(t))); c.on('error', (e) => console.log(JSON.stringify(e.code)));`;
+    expect(await topo.nodeJson(topo.host, probe, ['20060'])).toBe('host program');
+    expect(await topo.nodeJson(topo.host, probe, ['20200'])).toBe('ECONNREFUSED');
+    // With host loopback the host names answer the gateway address.
+    expect(await topo.sandbox.exec('getent', ['hosts', 'host.docker.internal'])).toMatch(/^10\.0\.2\.2\s+host\.docker\.internal/);
+    expect(await gw.stop()).toEqual({ code: 0, signal: null });
+  }, 120_000);
 });

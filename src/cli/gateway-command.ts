@@ -457,7 +457,8 @@ export async function runGateway(
       try {
         fw = await gateway.addForward(f);
       } catch (err) {
-        throw new Error(`-p ${describeForward({ hostAddress: '127.0.0.1', protocol: 'tcp', count: 1, guestAddress: '', ...f })}: ${reason(err)}`);
+        const shown = { protocol: f.protocol ?? 'tcp', hostAddress: f.hostAddress ?? '127.0.0.1', hostPort: f.hostPort, guestAddress: '', guestPort: f.guestPort, count: f.count ?? 1 };
+        throw new Error(`-p ${describeForward(shown)}: ${reason(err)}`);
       }
       api.adopt(fw);
       clauses.push(`forward ${describeForward(fw)}`);

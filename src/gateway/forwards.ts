@@ -215,7 +215,7 @@ export class ForwardTable {
   async #listen(open: (done: (err?: Error) => void) => void, protocol: 'tcp' | 'udp', address: string, port: number): Promise<void> {
     await new Promise<void>((resolve, reject) => open((err) => (err ? reject(err) : resolve()))).catch((err: NodeJS.ErrnoException) => {
       const shown = address.includes(':') ? `[${address}]` : address;
-      if (err.code === 'EADDRINUSE') throw inUse(`forward ${protocol} ${shown}:${port}: the host port is in use (another program or socket holds it)`, address, port);
+      if (err.code === 'EADDRINUSE') throw inUse(`forward ${protocol} ${shown}:${port}: the host port is in use (another program or socket holds it; choose another host port)`, address, port);
       if (err.code === 'EACCES') {
         throw Object.assign(new Error(`forward ${protocol} ${shown}:${port}: ports below 1024 need CAP_NET_BIND_SERVICE (or root)`), { code: 'EACCES', address, port });
       }
