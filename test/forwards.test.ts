@@ -22,6 +22,7 @@ import { GatewayTopology, HOST_ADDRESS, HOST_ADDRESS6, INTERNET_ADDRESS, INTERNE
 import { createCable, createStack, type Stack } from '../src/index.js';
 import { createGateway, parseForward, type AutoForwardEvent, type Gateway, type GatewayOptions } from '../src/gateway/gateway.js';
 import { parsePortRanges, parseProcNet } from '../src/gateway/forwards.js';
+import { parseGatewayArgs } from '../src/cli/gateway-command.js';
 
 const cleanup: (() => void)[] = [];
 afterEach(() => {
@@ -325,6 +326,22 @@ describe('port forwards, in process', () => {
     }
     expect(off.gw.dns.counters.nxdomain).toBe(3);
     expect(off.gw.dns.counters.upstreamLookups).toBe(0);
+  });
+
+  it('parses the command\'s forward flags: ranges, [IPv6], --no-preserve-source, --forward-auto with and without ranges', () => {
+    const ns = ['--netns', '/proc/self/ns/net'];
+    const cmd = parseGatewayArgs([...ns, '-p', '8000-8001:9000-9001', '-p', '[::1]:53:53/udp', '--no-preserve-source', '--forward-auto'])!;
+    expect(cmd.forwards).toEqual([
+      { hostAddress: undefined, hostPort: 8000, guestPort: 9000, protocol: 'tcp', count: 2 },
+      { hostAddress: '::1', hostPort: 53, guestPort: 53, protocol: 'udp' },
+    ]);
+    expect(cmd).toMatchObject({ preserveSource: false, autoForward: '' });
+    expect(parseGatewayArgs(['--forward-auto', '80,53/udp', ...ns])).toMatchObject({ autoForward: '80,53/udp', preserveSource: true });
+    expect(parseGatewayArgs([...ns, '--forward-auto=1-100'])).toMatchObject({ autoForward: '1-100' });
+    expect(parseGatewayArgs(ns)!.autoForward).toBeUndefined();
+    expect(() => parseGatewayArgs([...ns, '--forward-auto=99999'])).toThrow(/--forward-auto 99999: expected port ranges/);
+    expect(() => parseGatewayArgs([...ns, '-p', '8000-8002:9000'])).toThrow(/-p 8000-8002:9000: .*same length/);
+    expect(() => parseGatewayArgs([...ns, '-p', '0-3:1-4'])).toThrow(/-p 0-3:1-4: /);
   });
 
   it("rejects forwards: 'auto' without a source, by name", () => {

@@ -106,7 +106,8 @@ nameserver ${SUBNET.dns}.
 
 Ready line (stdout), the ipv6 clause with --enable-ipv6, one forward
 clause per -p:
-  ready TAP ${SUBNET.guest}/${SUBNET.prefixLength} via ${SUBNET.gateway} dns ${SUBNET.dns} [ipv6 ADDRESS/64 via LINKLOCAL dns ${SUBNET6.dns}] [forward PROTO HOSTADDR:HOSTPORT->GUESTPORT]...
+  ready TAP ${SUBNET.guest}/${SUBNET.prefixLength} via ${SUBNET.gateway} dns ${SUBNET.dns} [ipv6 ADDRESS/64 via LINKLOCAL dns ${SUBNET6.dns}] [forward PROTO HOSTADDR:HOSTPORT->GUESTPORT]... [forward-auto RANGES|all]
+(HOSTADDR in brackets for IPv6, ports as LOW-HIGH for ranges).
 The ipv6 clause names the address the namespace made by SLAAC (waited
 for, up to ${SLAAC_WAIT / 1000} s; the prefix with --no-configure) and the gateway's
 link-local address, the namespace's default route.
@@ -269,8 +270,8 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
       return f;
     } catch (err) {
       const why = reason(err);
-      const m = /^The "forward" option must be .*? \(([^)]*)\)\. Received/.exec(why);
-      throw new UsageError(`-p ${spec}: expected [HOSTADDR:]HOSTPORT[-END]:GUESTPORT[-END][/tcp|/udp] (${m ? m[1] : why.replace(/^The "forward" option must be .*?\. Received .*/, 'does not parse')})`);
+      const m = /^The "forward" option must be (.*)\. Received /s.exec(why);
+      throw new UsageError(`-p ${spec}: ${m ? `expected ${m[1]}` : `expected [HOSTADDR:]HOSTPORT[-END]:GUESTPORT[-END][/tcp|/udp] (${why})`}`);
     }
   });
   const autoForward = values['forward-auto'];
