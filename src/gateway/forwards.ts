@@ -535,16 +535,19 @@ export class AutoForwarder {
 
   /**
    * A namespace file names no process, so one is started inside it
-   * (nsenter, then sleep: the same process, nothing forked) and its /proc
-   * entry read; it is ready once its namespace is the target's.
+   * (nsenter, then sh: the same process, nothing forked) and its /proc
+   * entry read; it is ready once its namespace is the target's. It waits on
+   * a pipe from us, so it ends when we do, even killed (no process is left
+   * holding the namespace).
    */
   #netnsReader(netns: string): () => Promise<Listening[]> {
     let ready: Promise<number> | null = null;
     const start = async (): Promise<number> => {
       const want = await stat(netns);
-      const child = spawn('nsenter', [`--net=${netns}`, 'sleep', 'infinity'], { stdio: 'ignore' });
+      const child = spawn('nsenter', [`--net=${netns}`, 'sh', '-c', 'read _'], { stdio: ['pipe', 'ignore', 'ignore'] });
       this.#holder = child;
       child.unref();
+      (child.stdin as unknown as { unref?: () => void }).unref?.();
       const exited = new Promise<never>((_, reject) => {
         child.once('error', reject);
         child.once('exit', (code) => reject(new Error(`nsenter --net=${netns} exited (${code})`)));
