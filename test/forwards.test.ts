@@ -24,6 +24,7 @@ import { createCable, createStack, type Stack } from '../src/index.js';
 import { createGateway, parseForward, type AutoForwardEvent, type Gateway, type GatewayOptions } from '../src/gateway/gateway.js';
 import { parsePortRanges, parseProcNet } from '../src/gateway/forwards.js';
 import { parseGatewayArgs } from '../src/cli/gateway-command.js';
+import { parseSlirp4netnsArgs } from '../src/cli/slirp4netns-command.js';
 
 const cleanup: (() => void)[] = [];
 afterEach(() => {
@@ -343,6 +344,10 @@ describe('port forwards, in process', () => {
     expect(() => parseGatewayArgs([...ns, '--forward-auto=99999'])).toThrow(/--forward-auto 99999: expected port ranges/);
     expect(() => parseGatewayArgs([...ns, '-p', '8000-8002:9000'])).toThrow(/-p 8000-8002:9000: .*same length/);
     expect(() => parseGatewayArgs([...ns, '-p', '0-3:1-4'])).toThrow(/-p 0-3:1-4: /);
+    // The slirp4netns-compatible command preserves by default; its own flag turns it off.
+    const slirp = (args: string[]) => parseSlirp4netnsArgs([...args, '--netns-type=path', '/proc/self/ns/net']) as { gateway: { preserveSource?: boolean } };
+    expect(slirp([]).gateway.preserveSource).toBe(true);
+    expect(slirp(['--no-preserve-source']).gateway.preserveSource).toBe(false);
   });
 
   it("rejects forwards: 'auto' without a source, by name", () => {
