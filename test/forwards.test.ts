@@ -161,6 +161,30 @@ describe('port forwards, in process', () => {
     expect(gw.metrics().udpFlowsOpened).toBe(0);
   });
 
+  it('UDP: a sandbox that keeps sending to a preserved client keeps its mapping past the idle time', async () => {
+    const { gw, sandbox } = setup({ udpIdleTimeout: 300 });
+    const u = sandbox.createSocket('udp4');
+    u.on('message', (_m: Buffer, r: { address: string; port: number }) => {
+      let n = 0;
+      const t = setInterval(() => {
+        u.send(`tick ${n}`, r.port, r.address);
+        if (++n === 8) clearInterval(t);
+      }, 100);
+    });
+    u.bind(5400);
+    await once(u, 'listening');
+    const f = await gw.addForward({ protocol: 'udp', hostPort: 0, guestPort: 5400 });
+    const client = dgram.createSocket('udp4');
+    cleanup.push(() => client.close());
+    const got: { text: string; port: number }[] = [];
+    client.on('message', (m, r) => got.push({ text: String(m), port: r.port }));
+    client.send('start', f.hostPort, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(got.map((g) => g.text)).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((n) => `tick ${n}`));
+    expect(new Set(got.map((g) => g.port))).toEqual(new Set([f.hostPort]));
+    expect(gw.metrics().udpFlowsOpened).toBe(0); // nothing went out by NAT
+  });
+
   it('with preserveSource: false the sandbox sees the gateway with a port of its own (TCP) and UDP still answers', async () => {
     const { gw, sandbox } = setup({ preserveSource: false });
     whoServer(sandbox, 8080);

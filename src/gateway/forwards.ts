@@ -147,6 +147,8 @@ interface UdpReply {
   outer: DgramSocket;
   client: { address: string; port: number };
   timer: ReturnType<typeof setTimeout>;
+  /** Restarts the idle timer: traffic either way keeps the mapping. */
+  touch(): void;
 }
 
 /** The forwards of one gateway. */
@@ -328,10 +330,18 @@ export class ForwardTable {
         // loopback clients of one port, v4 and v6): the new one goes the old way.
         if (!r || (r.outer === outer && r.client.address === rinfo.address && r.client.port === rinfo.port)) {
           if (r) {
-            clearTimeout(r.timer);
-            r.timer = arm(() => expireReply(key));
+            r.touch();
           } else {
-            this.#udpReplies.set(key, { outer, client: { address: rinfo.address, port: rinfo.port }, timer: arm(() => expireReply(key)) });
+            const entry: UdpReply = {
+              outer,
+              client: { address: rinfo.address, port: rinfo.port },
+              timer: arm(() => expireReply(key)),
+              touch: () => {
+                clearTimeout(entry.timer);
+                entry.timer = arm(() => expireReply(key));
+              },
+            };
+            this.#udpReplies.set(key, entry);
             preserved.add(key);
           }
           stack.gatewayUdpSend(iface, msg, from, rinfo.port, guest, guestPort);
@@ -377,6 +387,7 @@ export class ForwardTable {
     const key = `${from.port}>${to.address}:${to.port}`;
     const r = this.#udpReplies.get(key);
     if (!r) return false;
+    r.touch();
     r.outer.send(data, r.client.port, r.client.address);
     return true;
   }
