@@ -72,7 +72,7 @@ describe('tcpip-ts command line', () => {
     expect(rule.stderr).toMatch(/--deny tcp:nowhere:80: /);
     const fwd = await cliResult(['gateway', '--pid', String(process.pid), '-p', '8080']);
     expect(fwd.code).toBe(2);
-    expect(fwd.stderr).toMatch(/-p 8080: expected \[HOSTADDR:\]HOSTPORT:GUESTPORT/);
+    expect(fwd.stderr).toMatch(/-p 8080: expected \[HOSTADDR:\]HOSTPORT\[-END\]:GUESTPORT/);
     const both = await cliResult(['gateway', '--pid', String(process.pid), '--netns', '/run/netns/x']);
     expect(both.code).toBe(2);
     const bogusCommand = await cliResult(['gatway']);

@@ -120,7 +120,7 @@ function assertLocalOnly({ target, bind }) {
 // ------------------------------------------------------------ processes
 
 /** Every process this scenario starts, so that none outlives it. */
-class Children {
+export class Children {
   #live = new Set();
 
   spawn(command, args, options = {}) {
@@ -149,7 +149,7 @@ class Children {
 }
 
 /** Stops a child: `signal`, then SIGKILL after `graceMs`. */
-async function stop(child, signal = 'SIGTERM', graceMs = 3000) {
+export async function stop(child, signal = 'SIGTERM', graceMs = 3000) {
   if (child.finished) return child.exited;
   child.kill(signal);
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
@@ -159,7 +159,7 @@ async function stop(child, signal = 'SIGTERM', graceMs = 3000) {
 }
 
 /** Runs a command to its end, or interrupts it (SIGINT, then SIGKILL) after timeoutMs. */
-async function runBounded(children, command, args, timeoutMs) {
+export async function runBounded(children, command, args, timeoutMs) {
   const child = children.spawn(command, args);
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -171,10 +171,10 @@ async function runBounded(children, command, args, timeoutMs) {
   return { ...result, out: child.out, err: child.err, timedOut };
 }
 
-const tail = (text, n = 300) => text.trim().replace(/\s+/g, ' ').slice(-n);
+export const tail = (text, n = 300) => text.trim().replace(/\s+/g, ' ').slice(-n);
 
 /** Polls `check` every 20 ms until it is true; fails when `child` exits or after timeoutMs. */
-async function until(check, timeoutMs, what, child) {
+export async function until(check, timeoutMs, what, child) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;
@@ -191,7 +191,7 @@ const ipOut = async (...args) => (await exec('ip', args, { timeout: 10_000 })).s
 const ipQuiet = (...args) => exec('ip', args, { timeout: 10_000 }).then(() => true, () => false);
 
 /** Whether a TCP socket listens on address:port in our (the root) namespace. */
-function listening(address, port) {
+export function listening(address, port) {
   const hex = address.split('.').reverse().map((b) => Number(b).toString(16).padStart(2, '0')).join('').toUpperCase();
   const local = `${hex}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   return readFileSync('/proc/net/tcp', 'utf8').split('\n').some((line) => {
@@ -289,7 +289,7 @@ async function startServers(bind) {
   return { rrPort, cpsPort, close: () => { rr.close(); cps.close(); } };
 }
 
-const parseJson = (text) => {
+export const parseJson = (text) => {
   try {
     return JSON.parse(text);
   } catch {

@@ -12,5 +12,6 @@ import device from './device.js';
 import gateway from './gateway.js';
 import flood from './flood.js';
 import topology from './topology.js';
+import forwards from './forwards.js';
 
-export const scenarios = [inprocess, scale, micro, device, gateway, flood, topology];
+export const scenarios = [inprocess, scale, micro, device, gateway, flood, topology, forwards];

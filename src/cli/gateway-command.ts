@@ -17,7 +17,7 @@ import { MAX_MTU, MIN_MTU } from '../core/link.js';
 import type { Link } from '../core/link.js';
 import { openTap } from '../node/links.js';
 import { pcapFile } from '../node/pcap.js';
-import { createGateway, parseForward, type ForwardOptions } from '../gateway/gateway.js';
+import { createGateway, describeForward, parseForward, parsePortRanges, type ForwardOptions } from '../gateway/gateway.js';
 import { EgressPolicy, hostAddressesOf, parseRule } from '../gateway/policy.js';
 import { parseIp } from '../wire/address.js';
 import { HostForwardApi, serveApiSocket } from './api-socket.js';
@@ -51,8 +51,20 @@ Options:
   --mtu N               MTU of the TAP and the gateway, ${MIN_MTU}-${MAX_MTU} (default 1500)
   -p, --publish SPEC    forward a host port into the namespace; SPEC is
                         [HOSTADDR:]HOSTPORT:GUESTPORT[/tcp|/udp], HOSTADDR
-                        defaulting to 127.0.0.1 and HOSTPORT 0 picking a free
-                        port (shown on the ready line); repeatable
+                        IPv4 or [IPv6] ([::] listens on IPv4 and IPv6),
+                        defaulting to 127.0.0.1, and HOSTPORT 0 picking a free
+                        port (shown on the ready line); ports may be ranges of
+                        the same length, 8000-8010:9000-9010; repeatable.
+                        The namespace sees each client's own address and port
+                        (one on this host's loopback as ${SUBNET.gateway}, or ${SUBNET6.gateway})
+  --no-preserve-source  forwarded connections come from ${SUBNET.gateway} instead of
+                        the client's address, as with slirp4netns
+  --forward-auto[=RANGES]
+                        forward every TCP and UDP port the namespace listens
+                        on (on its wildcard or guest address) from the same
+                        port on 127.0.0.1, while it listens; RANGES limits it:
+                        8000-8100,3000/tcp,53/udp (default every port). Host
+                        ports in use are skipped and logged on stderr
   --allow RULE          egress rule admitting flows; repeatable
   --deny RULE           egress rule refusing flows; repeatable. Rules are
                         tried in the order given, the first match decides:
@@ -94,7 +106,8 @@ nameserver ${SUBNET.dns}.
 
 Ready line (stdout), the ipv6 clause with --enable-ipv6, one forward
 clause per -p:
-  ready TAP ${SUBNET.guest}/${SUBNET.prefixLength} via ${SUBNET.gateway} dns ${SUBNET.dns} [ipv6 ADDRESS/64 via LINKLOCAL dns ${SUBNET6.dns}] [forward PROTO HOSTADDR:HOSTPORT->GUESTPORT]...
+  ready TAP ${SUBNET.guest}/${SUBNET.prefixLength} via ${SUBNET.gateway} dns ${SUBNET.dns} [ipv6 ADDRESS/64 via LINKLOCAL dns ${SUBNET6.dns}] [forward PROTO HOSTADDR:HOSTPORT->GUESTPORT]... [forward-auto RANGES|all]
+(HOSTADDR in brackets for IPv6, ports as LOW-HIGH for ranges).
 The ipv6 clause names the address the namespace made by SLAAC (waited
 for, up to ${SLAAC_WAIT / 1000} s; the prefix with --no-configure) and the gateway's
 link-local address, the namespace's default route.
@@ -118,6 +131,10 @@ export interface GatewayCommand {
   configure: boolean;
   /** The TAP's checksum offload and TSO/GSO (openTap's offload). */
   offload: boolean;
+  /** Forwarded connections show the client's address (default true). */
+  preserveSource?: boolean;
+  /** --forward-auto's port ranges ('' for every port); undefined when off. */
+  autoForward?: string;
   /** The IPv4 addresses (default SUBNET: slirp4netns's 10.0.2.0/24 ones). */
   addresses?: Addresses;
   /** Write /etc/netns/NAME/resolv.conf for a named namespace (default true; slirp4netns mode writes nothing). */
@@ -176,6 +193,9 @@ function reason(err: unknown): string {
  * (the namespace path, the hosts file).
  */
 export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
+  // --forward-auto takes an optional value, which parseArgs cannot express:
+  // a bare one (last, or before another flag) means every port.
+  argv = argv.map((a, i) => (a === '--forward-auto' && (i + 1 === argv.length || argv[i + 1]!.startsWith('-')) ? '--forward-auto=' : a));
   let parsed;
   try {
     parsed = parseArgs({
@@ -198,6 +218,8 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
         'api-socket': { type: 'string' },
         'no-configure': { type: 'boolean' },
         'no-offload': { type: 'boolean' },
+        'no-preserve-source': { type: 'boolean' },
+        'forward-auto': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -221,7 +243,7 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
     const n = tokens.filter((t) => t.kind === 'option' && t.name === name).length;
     if (n > 1) throw new UsageError(`--${name} given ${n} times`);
   };
-  for (const name of ['netns', 'pid', 'tap', 'mtu', 'hosts-file', 'pcap', 'api-socket']) once(name);
+  for (const name of ['netns', 'pid', 'tap', 'mtu', 'hosts-file', 'pcap', 'api-socket', 'forward-auto']) once(name);
 
   if (values.netns !== undefined && values.pid !== undefined) throw new UsageError('--netns and --pid are exclusive: give one');
   let netns: string;
@@ -244,13 +266,24 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
   const forwards = (values.publish ?? []).map((spec) => {
     try {
       const f = parseForward(spec);
-      if (f.guestPort < 1 || f.guestPort > 65535 || f.hostPort > 65535) throw new Error('ports must be 1-65535 (HOSTPORT 0 picks one)');
-      if (f.hostAddress !== undefined && !parseIp(f.hostAddress)) throw new Error(`bad host address ${f.hostAddress}`);
+      const last = (p: number) => p + (f.count ?? 1) - 1;
+      if (f.guestPort < 1 || last(f.guestPort) > 65535 || last(f.hostPort) > 65535) throw new Error('ports must be 1-65535 (HOSTPORT 0 picks one)');
+      if (f.hostPort === 0 && (f.count ?? 1) > 1) throw new Error('a range needs its host ports given');
       return f;
     } catch (err) {
-      throw new UsageError(`-p ${spec}: expected [HOSTADDR:]HOSTPORT:GUESTPORT[/tcp|/udp] (${reason(err).replace(/^The "forward" option must be .*?\. Received .*/, 'does not parse')})`);
+      const why = reason(err);
+      const m = /^The "forward" option must be (.*)\. Received /s.exec(why);
+      throw new UsageError(`-p ${spec}: ${m ? `expected ${m[1]}` : `expected [HOSTADDR:]HOSTPORT[-END]:GUESTPORT[-END][/tcp|/udp] (${why})`}`);
     }
   });
+  const autoForward = values['forward-auto'];
+  if (autoForward !== undefined) {
+    try {
+      parsePortRanges(autoForward);
+    } catch {
+      throw new UsageError(`--forward-auto ${autoForward}: expected port ranges like 8000-8100,3000/tcp,53/udp (ports 1-65535)`);
+    }
+  }
 
   // Rules keep their command-line order across --allow and --deny: the first match decides.
   const rules = tokens.flatMap((t) => {
@@ -305,6 +338,8 @@ export function parseGatewayArgs(argv: string[]): GatewayCommand | null {
     apiSocket,
     configure: !values['no-configure'],
     offload: !values['no-offload'],
+    preserveSource: !values['no-preserve-source'],
+    autoForward,
   };
 }
 
@@ -395,6 +430,7 @@ export async function runGateway(
       ipv6: cmd.ipv6 ? { prefix: SUBNET6.prefix, gateway: SUBNET6.gateway, dns: SUBNET6.dns } : false,
       policy: cmd.policy,
       hosts: cmd.hosts,
+      preserveSource: cmd.preserveSource ?? true,
     });
 
     undo.push({ what: 'close gateway', fn: () => gateway.close() });
@@ -424,10 +460,17 @@ export async function runGateway(
       try {
         fw = await gateway.addForward(f);
       } catch (err) {
-        throw new Error(`-p ${f.hostAddress ?? '127.0.0.1'}:${f.hostPort}:${f.guestPort}/${f.protocol ?? 'tcp'}: ${reason(err)}`);
+        const shown = { protocol: f.protocol ?? 'tcp', hostAddress: f.hostAddress ?? '127.0.0.1', hostPort: f.hostPort, guestAddress: '', guestPort: f.guestPort, count: f.count ?? 1 };
+        throw new Error(`-p ${describeForward(shown)}: ${reason(err)}`);
       }
       api.adopt(fw);
-      clauses.push(`forward ${fw.protocol} ${fw.hostAddress}:${fw.hostPort}->${fw.guestPort}`);
+      clauses.push(`forward ${describeForward(fw)}`);
+    }
+    if (cmd.autoForward !== undefined) {
+      gateway.on('auto-forward', (e: { action: string; protocol: string; port: number; reason?: string }) =>
+        io.log(e.action === 'skip' ? `forward-auto: skipped ${e.protocol} ${e.port}: ${e.reason}` : `forward-auto: ${e.action} ${e.protocol} 127.0.0.1:${e.port}`));
+      await gateway.autoForward({ source: { netns: cmd.netns }, ports: cmd.autoForward }).started;
+      clauses.push(`forward-auto ${cmd.autoForward || 'all'}`);
     }
     interrupted();
     if (cmd.apiSocket !== undefined) {

@@ -49,6 +49,8 @@ User-mode networking for unprivileged network namespaces, slirp4netns-compatible
 --outbound-addr6=IPv6    bind outbound IPv6 connections to this address (not supported)
 --disable-dns            no DNS forwarder at the DNS address (not supported)
 --macaddress=MAC         MAC address of the TAP (with -c)
+--no-preserve-source     (tcpip-ts) add_hostfwd forwards reach the namespace from
+                         10.0.2.2, as slirp4netns's do, not from the client's address
 -h, --help               show this help and exit
 -v, --version            show version and exit
 
@@ -87,6 +89,7 @@ const OPTIONS: Record<string, [string | null, Arg]> = {
   'outbound-addr6': [null, 'required'],
   'disable-dns': [null, 'none'],
   macaddress: [null, 'required'],
+  'no-preserve-source': [null, 'none'],
   help: ['h', 'none'],
   version: ['v', 'none'],
 };
@@ -245,6 +248,7 @@ export function parseSlirp4netnsArgs(argv: string[]): Slirp4netnsCommand | 'help
       waitForSlaac: false,
       apiDefaultHostAddr: '0.0.0.0',
       apiBareList: true,
+      preserveSource: !values.has('no-preserve-source'),
     },
     exitFd,
     readyFd,

@@ -102,6 +102,7 @@ export interface WasmExports {
   tt_gw_udp_send(netif: Handle, data: Ptr, len: number): number;
   tt_gw_proxy_arp(ip: number): number;
   tt_gw_ip_send(netif: Handle, data: Ptr, len: number, protocol: number, hopLimit: number): number;
+  tt_gw_tcp_bind_foreign(pcb: Handle): number;
   // DNS
   tt_dns_set_server(i: number): void;
   tt_dns_get_server(i: number): void;
@@ -128,7 +129,7 @@ export const EXPORT_ARITY: { readonly [K in Exclude<keyof WasmExports, 'memory' 
   tt_raw_new: 3, tt_raw_sendto: 3, tt_raw_remove: 1,
   tt_dns_set_server: 1, tt_dns_get_server: 1, tt_dns_lookup: 3,
   tt_gw_set: 2, tt_gw_tcp_accept: 2, tt_gw_tcp_reject: 2, tt_gw_udp_send: 3, tt_gw_proxy_arp: 1,
-  tt_gw_ip_send: 5,
+  tt_gw_ip_send: 5, tt_gw_tcp_bind_foreign: 1,
 };
 
 /** What the module imports from the host (module "tcpip"). No import may throw. */

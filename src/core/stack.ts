@@ -615,7 +615,12 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     this.#tcp.delete(conn.id);
   }
 
-  tcpConnect(remote: IpAddress, port: number, local?: { address?: IpAddress; port?: number }): TcpConnection {
+  /**
+   * `local.foreign`: the local address is not the stack's own (a gateway's
+   * port forward connecting from its client's address); see
+   * tt_gw_tcp_bind_foreign.
+   */
+  tcpConnect(remote: IpAddress, port: number, local?: { address?: IpAddress; port?: number; foreign?: boolean }): TcpConnection {
     this.#live();
     const s = this.session;
     const pcb = s.run((x) => x.tt_tcp_new(remote.family));
@@ -627,7 +632,8 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     s.run((x) => x.tt_tcp_attach(pcb, id));
     if (local && (local.address || local.port)) {
       s.writeSockaddr(0, local.address ?? { family: remote.family, bytes: new Uint8Array(remote.family === 4 ? 4 : 16), zone: 0 }, local.port ?? 0);
-      const err = s.run((x) => x.tt_tcp_bind(pcb));
+      if (local.foreign) s.writeSockaddr(1, remote, port);
+      const err = s.run((x) => (local.foreign ? x.tt_gw_tcp_bind_foreign(pcb) : x.tt_tcp_bind(pcb)));
       if (err !== 0) {
         conn.abort();
         throw lwipError(err, 'bind', local.address ? formatIp(local.address) : undefined, local.port);
@@ -672,6 +678,26 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
   tcpUnlisten(listener: TcpListener): void {
     this.#listeners.delete(listener.id);
     listener.close();
+  }
+
+  /**
+   * What the stack listens on: its TCP listeners and UDP sockets with a
+   * port (a gateway's listeners for the sandbox's flows are not counted).
+   * A gateway's automatic forwards read it.
+   */
+  listening(): { protocol: 'tcp' | 'udp'; address: string; port: number }[] {
+    if (!this.session.alive) return [];
+    const flows = new Set([...this.#gatewayListeners.values()].map((g) => g.listener));
+    const out: { protocol: 'tcp' | 'udp'; address: string; port: number }[] = [];
+    for (const l of this.#listeners.values()) {
+      if (l.open && !flows.has(l)) out.push({ protocol: 'tcp', address: l.local.address, port: l.local.port });
+    }
+    for (const u of this.#udp.values()) {
+      if (!u.open) continue;
+      const local = u.local();
+      if (local.port !== 0) out.push({ protocol: 'udp', address: local.address, port: local.port });
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- UDP

@@ -78,6 +78,8 @@ export interface DnsForwarderOptions {
   hosts?: Record<string, string[]>;
   /** TTL in seconds of `hosts` answers. Default 60. */
   hostsTtl?: number;
+  /** Names answered NXDOMAIN here, never asked upstream (the gateway's host names while host loopback is off). */
+  absent?: string[];
   /** Time for the cache and the policy, ms. Default performance.now(). */
   clock?: { now(): number };
   /** Answers kept, least recently used dropped first; 0 turns the cache off. Default 1000. */
@@ -179,6 +181,7 @@ export class DnsForwarder extends EventEmitter {
   #canCname: boolean;
   #policy: LearningPolicy | undefined;
   #hosts = new Map<string, { v4: string[]; v6: string[] }>();
+  #absent = new Set<string>();
   #hostsTtl: number;
   #clock: { now(): number };
   #cacheSize: number;
@@ -266,6 +269,10 @@ export class DnsForwarder extends EventEmitter {
         });
         this.#hosts.set(key, entry);
       }
+    }
+    if (options.absent !== undefined) {
+      if (!Array.isArray(options.absent) || options.absent.some((n) => typeof n !== 'string')) throw invalidOption('absent', 'an array of DNS names', options.absent);
+      for (const name of options.absent) this.#absent.add(canonicalName(name));
     }
     this.#hostsTtl = nonNegative('hostsTtl', options.hostsTtl, 60, true);
     const clock = options.clock ?? { now: () => performance.now() };
@@ -433,6 +440,10 @@ export class DnsForwarder extends EventEmitter {
       };
       this.#learn(lookup, this.#hostsTtl, now);
       return { lookup, source: 'hosts' };
+    }
+    if (this.#absent.has(canonicalName(name))) {
+      this.#counters.hostsHits++;
+      return { lookup: { rcode: DnsRcode.NXDomain, answers: [], names: [], addresses: [], authoritative: true }, source: 'hosts' };
     }
     const cached = this.#cache.get(key);
     if (cached && cached.expires > now) {

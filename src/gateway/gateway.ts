@@ -28,7 +28,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createSocket as createDgram, type Socket as DgramSocket } from 'node:dgram';
-import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import type { GatewayHandler, HeldSyn } from '../core/stack.js';
 import type { Interface } from '../core/interface.js';
 import type { Link } from '../core/link.js';
@@ -49,6 +49,10 @@ import { RouterAdvertiser } from './router-advertiser.js';
 import { DnsForwarder, type UpstreamResolver } from './dns-server.js';
 import { DhcpServer } from './dhcp-server.js';
 import { EgressPolicy, type EgressPolicyOptions } from './policy.js';
+import { AutoForwarder, ForwardTable, checkForward, type AutoForwardOptions, type Forward, type ForwardOptions } from './forwards.js';
+
+export { parseForward, parsePortRanges, describeForward } from './forwards.js';
+export type { AutoForwardEvent, AutoForwardOptions, Forward, ForwardOptions, Listening, ListeningSource } from './forwards.js';
 
 export interface GatewayOptions {
   link: Link;
@@ -68,8 +72,20 @@ export interface GatewayOptions {
   connectTimeout?: number;
   /** Idle UDP flows are closed after this long. Default 60 s. */
   udpIdleTimeout?: number;
-  /** Host ports forwarded into the sandbox from the start (see addForward); `ready` waits for them. */
-  forwards?: ForwardOptions[];
+  /**
+   * Host ports forwarded into the sandbox from the start (see addForward);
+   * `ready` waits for them. 'auto': every port the sandbox listens on
+   * (see autoForward; `autoForward` says where to look).
+   */
+  forwards?: ForwardOptions[] | 'auto';
+  /** With forwards: 'auto': the source of the sandbox's listening sockets, the ports, the host address. */
+  autoForward?: AutoForwardOptions;
+  /**
+   * A forwarded connection reaches the sandbox from its client's address
+   * and port (a client on the host's loopback: from the gateway address).
+   * false: from the gateway's address, as slirp4netns does. Default true.
+   */
+  preserveSource?: boolean;
   /** Options for the gateway's stack. */
   stack?: StackOptions;
   /** The egress policy, or options to build one (default: allow all but link-local and the host's own addresses). */
@@ -100,33 +116,6 @@ export interface GatewayIPv6 {
   prefix: string;
   gateway: string;
   dns: string;
-}
-
-/** A host port forwarded into the sandbox. */
-export interface ForwardOptions {
-  protocol?: 'tcp' | 'udp';
-  /** Host port to listen on (0 picks one; the chosen port is in the result). */
-  hostPort: number;
-  /** Host address to listen on. Default '127.0.0.1'. */
-  hostAddress?: string;
-  guestPort: number;
-  /** Default: the gateway's guest address. */
-  guestAddress?: string;
-}
-
-export interface Forward {
-  readonly protocol: 'tcp' | 'udp';
-  readonly hostAddress: string;
-  readonly hostPort: number;
-  readonly guestAddress: string;
-  readonly guestPort: number;
-}
-
-/** Parses the CLI's -p HOSTPORT:GUESTPORT[/udp]. */
-export function parseForward(text: string): ForwardOptions {
-  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d{1,5}):(\d{1,5})(?:\/(tcp|udp))?$/.exec(text);
-  if (!m) throw invalidOption('forward', "HOSTPORT:GUESTPORT[/udp] or HOSTADDR:HOSTPORT:GUESTPORT[/udp]", text);
-  return { hostAddress: m[1], hostPort: Number(m[2]), guestPort: Number(m[3]), protocol: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp' };
 }
 
 export interface FlowInfo {
@@ -249,6 +238,23 @@ function ipv6Options(given: unknown): { prefix: IpPrefix; gateway: IpAddress; dn
   return { prefix: { address: network, prefixLength: 64 }, gateway, dns };
 }
 
+/**
+ * The names podman, Docker and Lima give the host, as sandboxes there
+ * expect them: the gateway's addresses while host loopback is allowed (the
+ * gateway address reaches the host's loopback then), NXDOMAIN otherwise (so
+ * the host's resolver is not asked and cannot name some other machine).
+ * `hosts` given by the user win.
+ */
+export const HOST_NAMES = ['host.containers.internal', 'host.docker.internal', 'host.lima.internal'] as const;
+
+function hostNames(hostLoopback: boolean, addresses: string[], hosts: Record<string, string[]> | undefined): { hosts?: Record<string, string[]>; absent: string[] } {
+  const given = hosts !== null && typeof hosts === 'object' ? new Set(Object.keys(hosts).map((n) => n.toLowerCase().replace(/\.$/, ''))) : new Set<string>();
+  const names = HOST_NAMES.filter((n) => !given.has(n));
+  // A bad `hosts` is passed on as it is, for the DNS server's TypeError.
+  if (!hostLoopback || (hosts !== undefined && (hosts === null || typeof hosts !== 'object' || Array.isArray(hosts)))) return { hosts, absent: hostLoopback ? [] : names };
+  return { hosts: { ...Object.fromEntries(names.map((n) => [n, addresses])), ...hosts }, absent: [] };
+}
+
 export class Gateway extends EventEmitter {
   readonly stack: Stack;
   readonly interface: Interface;
@@ -266,6 +272,8 @@ export class Gateway extends EventEmitter {
   /** Sends the router advertisements (null without `ipv6`). */
   readonly routerAdvertiser: RouterAdvertiser | null;
   readonly #hostLoopback: boolean;
+  readonly #forwardTable: ForwardTable;
+  readonly #autoForwarders = new Set<AutoForwarder>();
   readonly #connectTimeout: number;
   readonly #udpIdle: number;
   readonly #pending = new Set<string>();
@@ -298,7 +306,7 @@ export class Gateway extends EventEmitter {
     for (const [name, ip] of [['gateway', gw], ['dns', dns], ['guest', guest]] as const) {
       if (!prefixContains(subnet, ip)) throw invalidOption(name, `an address inside ${options.subnet ?? DEFAULTS.subnet}`, formatIp(ip));
     }
-    for (const flag of ['hostLoopback'] as const) {
+    for (const flag of ['hostLoopback', 'preserveSource'] as const) {
       if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw invalidOption(flag, 'a boolean', options[flag]);
     }
     for (const num of ['connectTimeout', 'udpIdleTimeout'] as const) {
@@ -315,8 +323,12 @@ export class Gateway extends EventEmitter {
     this.#connectTimeout = options.connectTimeout ?? 10_000;
     this.#udpIdle = options.udpIdleTimeout ?? 60_000;
     // Checked before anything is created, so a bad one costs nothing.
-    if (options.forwards !== undefined && !Array.isArray(options.forwards)) throw invalidOption('forwards', 'an array of forward options', options.forwards);
-    const forwards = (options.forwards ?? []).map((f, i) => this.#checkForward(f, `forwards[${i}]`));
+    const auto = options.forwards === 'auto';
+    if (options.forwards !== undefined && !auto && !Array.isArray(options.forwards)) throw invalidOption('forwards', "an array of forward options or 'auto'", options.forwards);
+    if (auto && (options.autoForward === null || typeof options.autoForward !== 'object' || !options.autoForward.source)) {
+      throw invalidOption('autoForward', "given with forwards: 'auto', naming its source (a stack, { netns }, { pid })", options.autoForward);
+    }
+    const forwards = auto ? [] : (options.forwards as ForwardOptions[] | undefined ?? []).map((f, i) => checkForward(f, this.guestAddress, `forwards[${i}]`));
     this.stack = createStack(options.stack);
     this.interface = this.stack.addInterface({
       link: options.link,
@@ -331,6 +343,16 @@ export class Gateway extends EventEmitter {
       icmp: (iface, packet) => this.#icmpOut(iface, packet),
     };
     this.stack.setGateway(this.interface, handler);
+    this.#forwardTable = new ForwardTable({
+      stack: this.stack,
+      iface: this.interface,
+      guestAddress: this.guestAddress,
+      gatewayAddress: this.gatewayAddress,
+      subnet,
+      ipv6: v6 && { prefix: v6.prefix, gateway: this.ipv6!.gateway },
+      udpIdle: this.#udpIdle,
+      preserveSource: options.preserveSource ?? true,
+    });
     this.stack.gatewayProxyArp(dns); // the DNS address is on no interface
     this.policy = options.policy instanceof EgressPolicy ? options.policy : new EgressPolicy(options.policy ?? {});
     // TCP queries reach the forwarder's listener on the DNS address through
@@ -343,7 +365,7 @@ export class Gateway extends EventEmitter {
       address: this.ipv6 ? [this.dnsAddress, this.ipv6.dns] : this.dnsAddress,
       policy: this.policy,
       resolver: options.resolver,
-      hosts: options.hosts,
+      ...hostNames(this.#hostLoopback, [this.gatewayAddress, ...(this.ipv6 ? [this.ipv6.gateway] : [])], options.hosts),
     });
     this.dhcp = new DhcpServer(this.stack, {
       interface: this.interface.name,
@@ -357,6 +379,7 @@ export class Gateway extends EventEmitter {
     this.routerAdvertiser = v6 ? new RouterAdvertiser(this.stack, this.interface, { prefix: v6.prefix, dns: [v6.dns], mtu: this.interface.mtu }) : null;
     this.ready = Promise.all([this.dns.listen(), this.dhcp.start()]).then(async () => {
       for (const f of forwards) await this.addForward(f);
+      if (auto && !this.#closed) await this.autoForward(options.autoForward!).started;
       if (!this.#closed) this.routerAdvertiser?.start();
     });
     this.ready.catch(() => undefined);
@@ -490,6 +513,8 @@ export class Gateway extends EventEmitter {
       });
       return;
     }
+    // A reply to a forwarded client goes back through its forward, not out by NAT.
+    if (this.#forwardTable.udpFromGuest(data, from, to)) return;
     const target = this.#allowed('udp', to.address, to.port) ? this.#target(to) : null;
     if (!target || this.#closed) {
       // #allowed counted a policy denial; the gateway's own addresses are counted here.
@@ -727,112 +752,33 @@ export class Gateway extends EventEmitter {
     if (!this.#closed) this.stack.gatewayIpSend(iface, message, from, to, IpProtocol.ICMP);
   }
 
-  // ---------------------------------------------------------------- forwards
+  // ---------------------------------------------------------------- forwards (forwards.ts)
 
-  readonly #forwards = new Map<Forward, () => void>();
-
-  /** Forwards a host port into the sandbox; resolves once it listens. */
+  /** Forwards a host port (or a range: `count`) into the sandbox; resolves once it listens. */
   async addForward(options: ForwardOptions): Promise<Forward> {
     if (this.#closed) throw Object.assign(new Error('gateway is closed'), { code: 'ERR_GATEWAY_CLOSED' });
-    const f = this.#checkForward(options);
-    return f.protocol === 'tcp'
-      ? this.#forwardTcp(f.hostAddress, f.hostPort, f.guestAddress, f.guestPort)
-      : this.#forwardUdp(f.hostAddress, f.hostPort, f.guestAddress, f.guestPort);
+    return this.#forwardTable.add(options);
   }
 
-  /** Validates forward options (TypeError naming the bad one) and fills in the defaults. */
-  #checkForward(options: ForwardOptions, name = 'forward'): Required<ForwardOptions> {
-    if (options === null || typeof options !== 'object') throw invalidOption(name, 'an object', options);
-    const protocol = options.protocol ?? 'tcp';
-    if (protocol !== 'tcp' && protocol !== 'udp') throw invalidOption('protocol', "'tcp' or 'udp'", protocol);
-    const checkPort = (port: string, v: unknown, min: number) => {
-      if (!Number.isInteger(v) || (v as number) < min || (v as number) > 65535) throw invalidOption(port, `an integer from ${min} to 65535`, v);
-    };
-    checkPort('hostPort', options.hostPort, 0);
-    checkPort('guestPort', options.guestPort, 1);
-    const hostAddress = options.hostAddress ?? '127.0.0.1';
-    if (!parseIp(hostAddress)) throw invalidOption('hostAddress', 'an IP address', hostAddress);
-    const guestAddress = options.guestAddress ?? this.guestAddress;
-    if (!parseIp(guestAddress)) throw invalidOption('guestAddress', 'an IP address', guestAddress);
-    return { protocol, hostAddress, hostPort: options.hostPort, guestAddress, guestPort: options.guestPort };
-  }
-
-  /** Stops a forward: its port closes and its connections end. */
+  /** Stops a forward: its ports close and its connections end. */
   removeForward(forward: Forward): boolean {
-    const stop = this.#forwards.get(forward);
-    if (!stop) return false;
-    this.#forwards.delete(forward);
-    stop();
-    return true;
+    return this.#forwardTable.remove(forward);
   }
 
   get forwards(): Forward[] {
-    return [...this.#forwards.keys()];
+    return this.#forwardTable.list;
   }
 
-  async #forwardTcp(hostAddress: string, hostPort: number, guestAddress: string, guestPort: number): Promise<Forward> {
-    const live = new Set<{ outer: Socket; inner: TcpSocket }>();
-    const server: Server = createNetServer({ allowHalfOpen: true }, (outer) => {
-      const inner = this.stack.connect({ port: guestPort, host: guestAddress, allowHalfOpen: true });
-      const pair = { outer, inner };
-      live.add(pair);
-      outer.pipe(inner);
-      inner.pipe(outer);
-      inner.on('error', () => (outer.resetAndDestroy ? outer.resetAndDestroy() : outer.destroy()));
-      outer.on('error', () => inner.destroy());
-      outer.once('close', () => live.delete(pair));
-    });
-    server.listen(hostPort, hostAddress);
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
-    const forward: Forward = { protocol: 'tcp', hostAddress, hostPort: (server.address() as AddressInfo).port, guestAddress, guestPort };
-    this.#forwards.set(forward, () => {
-      server.close();
-      for (const { outer, inner } of live) {
-        outer.destroy();
-        inner.destroy();
-      }
-    });
-    return forward;
-  }
-
-  async #forwardUdp(hostAddress: string, hostPort: number, guestAddress: string, guestPort: number): Promise<Forward> {
-    const outer = createDgram('udp4');
-    const mappings = new Map<string, { socket: ReturnType<Stack['createSocket']>; timer: ReturnType<typeof setTimeout> }>();
-    const expire = (key: string) => {
-      const m = mappings.get(key);
-      if (!m) return;
-      mappings.delete(key);
-      clearTimeout(m.timer);
-      m.socket.close();
-    };
-    outer.on('message', (msg, rinfo) => {
-      const key = `${rinfo.address}:${rinfo.port}`;
-      let m = mappings.get(key);
-      if (!m) {
-        const socket = this.stack.createSocket('udp4');
-        socket.on('message', (reply: Buffer) => outer.send(reply, rinfo.port, rinfo.address));
-        m = { socket, timer: setTimeout(() => expire(key), this.#udpIdle) };
-        mappings.set(key, m);
-      }
-      clearTimeout(m.timer);
-      m.timer = setTimeout(() => expire(key), this.#udpIdle);
-      m.timer.unref?.();
-      m.socket.send(msg, guestPort, guestAddress);
-    });
-    outer.bind(hostPort, hostAddress);
-    await new Promise<void>((resolve, reject) => {
-      outer.once('listening', resolve);
-      outer.once('error', reject);
-    });
-    const forward: Forward = { protocol: 'udp', hostAddress, hostPort: outer.address().port, guestAddress, guestPort };
-    this.#forwards.set(forward, () => {
-      outer.close();
-      for (const key of [...mappings.keys()]) expire(key);
-    });
-    return forward;
+  /**
+   * Forwards every TCP and UDP port the sandbox listens on (within
+   * `options.ports`) while it listens; 'auto-forward' events say what it
+   * adds, removes and skips. Stopped by close() or the result's stop().
+   */
+  autoForward(options: AutoForwardOptions): AutoForwarder {
+    if (this.#closed) throw Object.assign(new Error('gateway is closed'), { code: 'ERR_GATEWAY_CLOSED' });
+    const auto = new AutoForwarder(this.#forwardTable, this.guestAddress, options, (e) => this.emit('auto-forward', e));
+    this.#autoForwarders.add(auto);
+    return auto;
   }
 
   metrics(): GatewayMetrics {
@@ -842,7 +788,8 @@ export class Gateway extends EventEmitter {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const f of [...this.#forwards.keys()]) this.removeForward(f);
+    for (const auto of this.#autoForwarders) auto.stop();
+    this.#forwardTable.close();
     for (const { inner, host } of this.#tcp) {
       inner.destroy();
       host.destroy();

@@ -417,6 +417,28 @@ TT_EXPORT(tt_gw_tcp_accept) int32_t tt_gw_tcp_accept(struct pbuf *syn, uint32_t 
   return listener;
 }
 
+/* Binds pcb to tt_sockaddrs[0], an address that is not ours (a forwarded
+ * connection's client, so the sandbox sees who really connects), for a
+ * connect to tt_sockaddrs[1]. Another connection may hold the same local
+ * address:port (the client's port is its own choice), so SO_REUSEADDR; a
+ * TIME_WAIT connection with the same 4-tuple is forgotten first: the client
+ * has reused its port, so that connection is over on its side, and lwIP's
+ * tcp_connect would refuse the tuple (ERR_USE). */
+TT_EXPORT(tt_gw_tcp_bind_foreign) int32_t tt_gw_tcp_bind_foreign(struct tcp_pcb *pcb) {
+  ip_addr_t local, remote;
+  tt_sockaddr_to_ip(&tt_sockaddrs[0], &local);
+  tt_sockaddr_to_ip(&tt_sockaddrs[1], &remote);
+  u16_t lport = tt_sockaddrs[0].port, rport = tt_sockaddrs[1].port;
+  for (struct tcp_pcb *t = tcp_tw_pcbs; t != NULL; t = t->next) {
+    if (t->local_port == lport && t->remote_port == rport && ip_addr_eq(&t->local_ip, &local) && ip_addr_eq(&t->remote_ip, &remote)) {
+      tcp_abort(t);
+      break;
+    }
+  }
+  ip_set_option(pcb, SOF_REUSEADDR);
+  return tcp_bind(pcb, &local, lport);
+}
+
 /* ICMPv6 destination unreachable about packet p (IPv6 header at
  * p->payload) from its destination: lwIP's icmp6_dest_unreach() answers
  * only while the packet is being input (it reads ip_current_*), and a held
