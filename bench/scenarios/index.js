@@ -11,5 +11,6 @@ import micro from './micro.js';
 import device from './device.js';
 import gateway from './gateway.js';
 import flood from './flood.js';
+import loss from './loss.js';
 
-export const scenarios = [inprocess, scale, micro, device, gateway, flood];
+export const scenarios = [inprocess, scale, micro, device, gateway, flood, loss];
