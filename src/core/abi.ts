@@ -78,7 +78,7 @@ export interface WasmExports {
   tt_tcp_state(pcb: Handle): number;
   /** 0 NewReno, 1 CUBIC, for connections made from now on (lwIP's tcp_loss.c). */
   tt_tcp_set_cc(cc: number): void;
-  /** Writes 5 u32s: timeouts, recoveries, retransmits, probes, sacked. */
+  /** Writes 6 u32s: timeouts, recoveries, retransmits, probes, sacked, reneged. */
   tt_tcp_loss_stats(out: Ptr): void;
   // UDP and raw
   tt_udp_new(family: number, id: number): Handle;

@@ -102,6 +102,8 @@ export interface TcpLossCounters {
   probes: number;
   /** Segments the peer reported in SACK blocks. */
   sacked: number;
+  /** Times a peer dropped data it had SACKed (the scoreboard is then forgotten). */
+  reneged: number;
 }
 
 type StackEvents = { error: (err: Error) => void; close: () => void };
@@ -1110,14 +1112,14 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     for (const iface of this.#interfaces.values()) {
       interfaces[iface.name] = { ...iface.counters, rxDropped: { ...iface.counters.rxDropped }, mib: iface.mib() };
     }
-    const lossBuf = s.scratch(5 * 4);
+    const lossBuf = s.scratch(6 * 4);
     s.run((x) => x.tt_tcp_loss_stats(lossBuf));
     const loss = (i: number) => s.dv.getUint32(lossBuf + i * 4, true);
     return {
       protocols,
       interfaces,
       tcpConnections: this.#tcp.size,
-      tcpLoss: { timeouts: loss(0), recoveries: loss(1), retransmits: loss(2), probes: loss(3), sacked: loss(4) },
+      tcpLoss: { timeouts: loss(0), recoveries: loss(1), retransmits: loss(2), probes: loss(3), sacked: loss(4), reneged: loss(5) },
       memoryBytes: s.exports.memory.buffer.byteLength,
       heapBytes: s.run((x) => x.tt_heap_used()),
     };
