@@ -18,6 +18,8 @@ command -v curl >/dev/null || need+=(curl)
 command -v nc >/dev/null || need+=(netcat-openbsd)
 command -v slirp4netns >/dev/null || need+=(slirp4netns)
 command -v tcpdump >/dev/null || need+=(tcpdump)
+# iptables: the loss tests drop frames at random on the kernel side (statistic match) where the kernel has no netem
+command -v iptables >/dev/null || need+=(iptables)
 command -v busybox >/dev/null || need+=(busybox)
 command -v python3 >/dev/null || need+=(python3)
 [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)

@@ -4,7 +4,8 @@
  * reordering apply to the frames this side sends; wrap both ends of a cable
  * for loss both ways.
  */
-import type { FrameReceiver, InPlaceReceiver, Link } from '../../src/index.js';
+import type { FrameReceiver, Link } from '../../src/index.js';
+import type { InPlaceReceiver } from '../../src/core/link.js';
 
 export interface LossyOptions {
   /** Fraction of sent frames dropped, 0–1. */
