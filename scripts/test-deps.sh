@@ -21,6 +21,8 @@ command -v tcpdump >/dev/null || need+=(tcpdump)
 # vxlan.test.ts turns a veth's checksum offload off (inner TCP checksums
 # would reach our UDP socket unfinished).
 command -v ethtool >/dev/null || need+=(ethtool)
+# iptables: the loss tests drop frames at random on the kernel side (statistic match) where the kernel has no netem
+command -v iptables >/dev/null || need+=(iptables)
 command -v busybox >/dev/null || need+=(busybox)
 command -v python3 >/dev/null || need+=(python3)
 # test/synflood.test.ts compiles its raw-socket SYN flooder (test/support/synflood.c).

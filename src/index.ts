@@ -38,7 +38,7 @@ export {
 } from './core/index.js';
 // Types that appear in the signatures above, so users can name them.
 export type {
-  Ipv4Config, Ipv6Address, Ipv6State, MibCounters, LinkCounters, ProtocolCounters,
+  Ipv4Config, Ipv6Address, Ipv6State, MibCounters, LinkCounters, ProtocolCounters, TcpLossCounters,
 } from './core/index.js';
 export type { NativeAddon, NativeConfinement, SandboxReport, FrameDeviceStats, VmnetMode } from './node/native.js';
 export type { GatewayIPv6, GatewayIPv6Options } from './gateway/gateway.js';

@@ -13,5 +13,6 @@ import gateway from './gateway.js';
 import flood from './flood.js';
 import topology from './topology.js';
 import forwards from './forwards.js';
+import loss from './loss.js';
 
-export const scenarios = [inprocess, scale, micro, device, gateway, flood, topology, forwards];
+export const scenarios = [inprocess, scale, micro, device, gateway, flood, topology, forwards, loss];

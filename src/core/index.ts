@@ -29,7 +29,7 @@ export {
 // Types that appear in the signatures above, so users can name them.
 export type { Ipv4Config, Ipv6Address, Ipv6State, MibCounters } from './interface.js';
 export type { LinkCounters } from './link.js';
-export type { ProtocolCounters } from './stack.js';
+export type { ProtocolCounters, TcpLossCounters } from './stack.js';
 export type { SocketAddress } from './session.js';
 export type { TcpListenerHandler } from './tcp.js';
 export type { UdpMessageHandler } from './udp.js';

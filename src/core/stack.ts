@@ -37,6 +37,8 @@ export interface StackOptions {
    * timers. Default 64 MiB.
    */
   memoryBudget?: number;
+  /** TCP congestion control of this stack's connections: 'cubic' (RFC 9438) or 'newreno' (RFC 5681/6582). Default 'cubic'. */
+  congestionControl?: 'cubic' | 'newreno';
 }
 
 /** The default memoryBudget: 64 MiB. */
@@ -94,6 +96,8 @@ export interface StackStats {
   protocols: Record<(typeof PROTOCOLS)[number], ProtocolCounters>;
   interfaces: Record<string, Interface['counters'] & { mib: ReturnType<Interface['mib']> }>;
   tcpConnections: number;
+  /** What TCP loss recovery did since the stack started (all connections). */
+  tcpLoss: TcpLossCounters;
   memoryBytes: number;
   heapBytes: number;
   /** Bytes of the heap in use now (live allocations), and the budget. */
@@ -103,6 +107,21 @@ export interface StackStats {
   memoryTight: boolean;
   /** SYN cookies sent (a listener's backlog was full), ACKs they completed into connections, and ACKs to a listener that carried no valid cookie. */
   synCookies: { sent: number; accepted: number; rejected: number };
+}
+
+export interface TcpLossCounters {
+  /** Retransmission timeouts (RFC 6298). */
+  timeouts: number;
+  /** Fast recoveries entered (SACK/RACK loss detection, or three duplicate ACKs without SACK). */
+  recoveries: number;
+  /** Segments retransmitted during fast recovery. */
+  retransmits: number;
+  /** Tail loss probes sent (RFC 8985). */
+  probes: number;
+  /** Segments the peer reported in SACK blocks. */
+  sacked: number;
+  /** Times a peer dropped data it had SACKed (the scoreboard is then forgotten). */
+  reneged: number;
 }
 
 type StackEvents = { error: (err: Error) => void; close: () => void };
@@ -188,10 +207,11 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
   constructor(options: StackOptions = {}) {
     super();
     if (options === null || typeof options !== 'object') throw invalidOption('options', 'an object', options);
-    const { clock = realClock, arpMaxAge = 300, forwarding = false, dnsServers = [], module, memoryBudget = DEFAULT_MEMORY_BUDGET } = options;
+    const { clock = realClock, arpMaxAge = 300, forwarding = false, dnsServers = [], module, memoryBudget = DEFAULT_MEMORY_BUDGET, congestionControl = 'cubic' } = options;
     if (typeof memoryBudget !== 'number' || !Number.isInteger(memoryBudget) || memoryBudget < 1024 * 1024 || memoryBudget > 2 ** 31) {
       throw invalidOption('memoryBudget', 'an integer from 1048576 (1 MiB) to 2147483648 (2 GiB) bytes', memoryBudget);
     }
+    if (congestionControl !== 'cubic' && congestionControl !== 'newreno') throw invalidOption('congestionControl', "'cubic' or 'newreno'", congestionControl);
     if (typeof clock?.now !== 'function' || typeof clock.setTimer !== 'function') throw invalidOption('clock', 'a Clock', clock);
     if (!Number.isInteger(arpMaxAge) || arpMaxAge < 1 || arpMaxAge > 65535) throw invalidOption('arpMaxAge', 'an integer from 1 to 65535 (seconds)', arpMaxAge);
     if (typeof forwarding !== 'boolean') throw invalidOption('forwarding', 'a boolean', forwarding);
@@ -212,6 +232,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
       x.tt_init(arpMaxAge, p);
       this.session.u8.fill(0, p, p + seed.length);
       x.tt_free(p);
+      x.tt_tcp_set_cc(congestionControl === 'newreno' ? 0 : 1);
     });
     seed.fill(0);
     this.#memoryBudget = memoryBudget;
@@ -1142,10 +1163,14 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     for (const iface of this.#interfaces.values()) {
       interfaces[iface.name] = { ...iface.counters, rxDropped: { ...iface.counters.rxDropped }, mib: iface.mib() };
     }
+    const lossBuf = s.scratch(6 * 4);
+    s.run((x) => x.tt_tcp_loss_stats(lossBuf));
+    const loss = (i: number) => s.dv.getUint32(lossBuf + i * 4, true);
     return {
       protocols,
       interfaces,
       tcpConnections: this.#tcp.size,
+      tcpLoss: { timeouts: loss(0), recoveries: loss(1), retransmits: loss(2), probes: loss(3), sacked: loss(4), reneged: loss(5) },
       memoryBytes: s.exports.memory.buffer.byteLength,
       heapBytes: s.run((x) => x.tt_heap_used()),
       memoryInUse: s.run((x) => x.tt_mem_in_use()),

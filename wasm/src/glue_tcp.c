@@ -216,3 +216,19 @@ u16_t tt_tcp_new_port(void) {
   }
   return 0; /* every port in use: tcp_connect reports ENOBUFS */
 }
+
+/* The congestion controller of connections made from now on (0 NewReno,
+ * 1 CUBIC: lwIP's tcp_loss.c, from our patch set). */
+TT_EXPORT(tt_tcp_set_cc) void tt_tcp_set_cc(uint32_t cc) {
+  tcp_loss_default_cc = cc == TT_CC_NEWRENO ? TT_CC_NEWRENO : TT_CC_CUBIC;
+}
+
+/* Loss recovery counters: timeouts, recoveries, retransmits, probes, sacked, reneged. */
+TT_EXPORT(tt_tcp_loss_stats) void tt_tcp_loss_stats(uint32_t *out) {
+  out[0] = tcp_loss_stats.timeouts;
+  out[1] = tcp_loss_stats.recoveries;
+  out[2] = tcp_loss_stats.retransmits;
+  out[3] = tcp_loss_stats.probes;
+  out[4] = tcp_loss_stats.sacked;
+  out[5] = tcp_loss_stats.reneged;
+}
