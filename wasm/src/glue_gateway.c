@@ -169,6 +169,15 @@ static err_t gw_on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
   return tt_tcp_on_accept(arg, pcb, err);
 }
 
+/* Whether a gateway listener (one standing in for a host address:port)
+ * listens on local_port: syncookie.c leaves those alone (below). */
+int tt_gw_listens(u16_t local_port) {
+  for (struct tcp_pcb_listen *l = tcp_listen_pcbs.listen_pcbs; l != NULL; l = l->next) {
+    if (l->accept == gw_on_accept && l->local_port == local_port) return 1;
+  }
+  return 0;
+}
+
 /* Whether pcb is the connection of the segment being input (header th). */
 static int is_current_flow(const struct tcp_pcb *pcb, const struct tcp_hdr *th) {
   return pcb->local_port == lwip_ntohs(th->dest) && pcb->remote_port == lwip_ntohs(th->src) &&
