@@ -36,3 +36,39 @@ export function pcapRecord(packet: Uint8Array, timestampMs: number, snaplen = 26
   out.set(packet.subarray(0, incl), PCAP_RECORD_HEADER);
   return out;
 }
+
+export interface PcapFile {
+  linktype: number;
+  records: { timestampMs: number; packet: Uint8Array }[];
+}
+
+/**
+ * Reads a classic pcap file (either byte order, microsecond or nanosecond
+ * timestamps). Throws RangeError on a bad magic or a record running past
+ * the end; packets are views into `bytes`.
+ */
+export function readPcap(bytes: Uint8Array): PcapFile {
+  if (bytes.length < PCAP_GLOBAL_HEADER) throw new RangeError('pcap: shorter than the global header');
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magicLe = v.getUint32(0, true);
+  let le: boolean;
+  let nano = false;
+  if (magicLe === PCAP_MAGIC_US || magicLe === 0xa1b23c4d) le = true;
+  else if (v.getUint32(0, false) === PCAP_MAGIC_US || v.getUint32(0, false) === 0xa1b23c4d) le = false;
+  else throw new RangeError('pcap: bad magic number');
+  nano = v.getUint32(0, le) === 0xa1b23c4d;
+  const linktype = v.getUint32(20, le);
+  const records: PcapFile['records'] = [];
+  let at = PCAP_GLOBAL_HEADER;
+  while (at < bytes.length) {
+    if (at + PCAP_RECORD_HEADER > bytes.length) throw new RangeError(`pcap: truncated record header at byte ${at}`);
+    const sec = v.getUint32(at, le);
+    const frac = v.getUint32(at + 4, le);
+    const incl = v.getUint32(at + 8, le);
+    const start = at + PCAP_RECORD_HEADER;
+    if (start + incl > bytes.length) throw new RangeError(`pcap: record at byte ${at} runs past the end`);
+    records.push({ timestampMs: sec * 1000 + (nano ? frac / 1e6 : frac / 1e3), packet: bytes.subarray(start, start + incl) });
+    at = start + incl;
+  }
+  return { linktype, records };
+}

@@ -193,6 +193,9 @@ extern unsigned short tt_arp_max_age;
 /* ---- statistics: per protocol (lwip_stats) and per interface (MIB-II) ---- */
 #define LWIP_STATS                      1
 #define LWIP_STATS_DISPLAY              0
+/* 32-bit counters: lwIP's default u16 ones wrap after 65,535 (a flood's
+ * drops in well under a second), and stats() would then report fewer. */
+#define LWIP_STATS_LARGE                1
 #define LINK_STATS                      1
 #define ETHARP_STATS                    1
 #define IP_STATS                        1

@@ -201,6 +201,22 @@ static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
    * take only the SYNs the host has accepted (fed back with `feeding` set),
    * while other sandbox flows to the same address:port are held as any. */
   if (feeding) return 0;
+#if CHECKSUM_CHECK_TCP
+  /* lwIP checks the checksum only in tcp_input, after this hook: a SYN with
+   * a corrupt header (a flipped port, say) would otherwise become a host
+   * connection to wherever the corruption points. Found by fuzz/. */
+  IF__NETIF_CHECKSUM_ENABLED(inp, NETIF_CHECKSUM_CHECK_TCP) {
+    if (pbuf_remove_header(p, hlen) != 0) return 0;
+    u16_t sum = ip_chksum_pseudo(p, IP_PROTO_TCP, p->tot_len, ip_current_src_addr(), ip_current_dest_addr());
+    pbuf_add_header_force(p, hlen);
+    if (sum != 0) {
+      TCP_STATS_INC(tcp.chkerr);
+      TCP_STATS_INC(tcp.drop);
+      pbuf_free(p);
+      return 1;
+    }
+  }
+#endif
   for (struct tcp_pcb_listen *l = tcp_listen_pcbs.listen_pcbs; l != NULL; l = l->next) {
     if (l->accept == gw_on_accept || l->local_port != dport) continue;
     if (IP_IS_ANY_TYPE_VAL(l->local_ip)) return 0;
