@@ -4,7 +4,8 @@
 # tcpdump (reads our pcap files), busybox's udhcpd/udhcpc (a stock DHCP server
 # and client), dnsmasq (the DNS server behind the gateway tests' host) and
 # qemu-user with an arm64 runtime (the arm64 prebuild's smoke test) and slirp4netns
-# (the reference the slirp4netns-compatible command is tested against).
+# (the reference the slirp4netns-compatible command is tested against), and
+# qemu-system-x86 for the QEMU guest test.
 # Without root the device tests skip with a printed reason, so nothing is
 # installed then.
 set -euo pipefail
@@ -34,6 +35,9 @@ command -v slirp4netns >/dev/null || need+=(slirp4netns)
 command -v rootlesskit >/dev/null || need+=(rootlesskit)
 command -v newuidmap >/dev/null || need+=(uidmap)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# test/qemu.test.ts boots a real guest (its kernel comes from
+# scripts/fetch-guest-kernel.sh, its initramfs from busybox-static).
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}" >&2
   apt-get update -qq >&2
