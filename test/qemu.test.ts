@@ -120,4 +120,77 @@ describe.skipIf(unavailable !== null)('a QEMU guest over tcpip-ts links', () => 
     console.log(`qemu: 64 MiB over stream in ${overStream.seconds.toFixed(1)} s, over dgram in ${overDgram.seconds.toFixed(1)} s`);
     await g.kill();
   }, 180_000);
+
+  it.each(['stream', 'dgram'] as const)('through the gateway over %s (MTU 65520): DHCP lease, ping, DNS, 64 MiB from the host loopback, IPv6; killed mid-transfer its flows end within a second; restarted on the same paths it gets the same lease', async (kind) => {
+    const ours = join(dir, `gw-${kind}.sock`);
+    const vmSide = join(dir, `gw-${kind}-vm.sock`);
+    const mtu = 65520;
+    const link = kind === 'stream' ? await StreamLink.listen({ path: ours }, { mtu }) : openUnixDgram({ path: ours, mtu });
+    const gw = createGateway({ link, hostLoopback: true, ipv6: true, hosts: { 'host.test': ['10.0.2.2'] } });
+    cleanup.push(() => gw.close());
+    await gw.ready;
+    const port4 = await hostServer('127.0.0.1', data);
+    const small = data.subarray(0, 8 * MiB);
+    const smallSha = createHash('sha256').update(small).digest('hex');
+    const port6 = await hostServer('::1', small);
+    const portSmall = await hostServer('127.0.0.1', small);
+    let hostSocket: net.Socket | null = null;
+    let hostClosedAt = 0;
+    const endless = await hostServer('127.0.0.1', null, (s) => {
+      hostSocket = s;
+      s.once('close', () => (hostClosedAt = Date.now()));
+    });
+    const netdev = kind === 'stream'
+      ? `stream,server=off,addr.type=unix,addr.path=${ours}`
+      : `dgram,local.type=unix,local.path=${vmSide},remote.type=unix,remote.path=${ours}`;
+    const boot = async () => {
+      const g = guest([netdev], ['52:54:00:00:02:64'], mtu);
+      await g.booted();
+      const lease = await g.ok('udhcpc -i eth0 -n -q -t 10 -T 1 -s /etc/udhcpc.script', 60_000);
+      return { g, lease: /LEASE (\S+)/.exec(lease)?.[1], mtu: /mtu (\d+)/.exec(lease)?.[1] };
+    };
+
+    const first = await boot();
+    expect(first).toMatchObject({ lease: '10.0.2.100/24', mtu: '65520' });
+    expect(gw.dhcp.leases().map((l) => l.address)).toEqual(['10.0.2.100']);
+    const g = first.g;
+    expect(await g.ok('ping -c 2 -W 5 10.0.2.2')).toMatch(/2 packets received/);
+    expect(await g.ok('nslookup host.test 10.0.2.3')).toMatch(/Address:?\s+10\.0\.2\.2/);
+    const v4 = await fetchSha(g, '10.0.2.2', port4);
+    expect(v4.sha).toBe(dataSha);
+    // IPv6: the guest's kernel takes fd00::/64 from the gateway's router advertisements.
+    await g.ok('for i in $(seq 100); do ip -6 addr show dev eth0 scope global | grep -q "inet6 fd00:" && ! ip -6 addr show dev eth0 | grep -q tentative && break; sleep 0.1; done; ip -6 addr show dev eth0 scope global | grep "inet6 fd00:"', 30_000);
+    expect(await g.ok('ping6 -c 2 -W 5 fd00::2')).toMatch(/2 packets received/);
+    expect((await fetchSha(g, 'fd00::2', port6)).sha).toBe(smallSha);
+
+    // Killed in the middle of a download.
+    await g.ok(`nc 10.0.2.2 ${endless} </dev/null >/dev/null & sleep 1`);
+    await waitFor(() => gw.metrics().tcpOpen === 1 && hostSocket !== null && hostSocket.bytesWritten > MiB, 20_000, 'the download to run');
+    const downs: string[] = [];
+    link.on('down', (reason) => downs.push(reason));
+    const killedAt = Date.now();
+    await g.kill();
+    await waitFor(() => gw.metrics().tcpOpen === 0 && hostClosedAt > 0, 2000, 'the flow to end');
+    expect(downs).toEqual(['peer']);
+    expect(hostClosedAt - killedAt).toBeLessThan(1000);
+    expect(gw.dhcp.leases()).toEqual([]);
+    expect(gw.interface.linkUp).toBe(false);
+
+    // The runtime restarts the VM on the same socket paths; this process carries on.
+    const second = await boot();
+    expect(second.lease).toBe('10.0.2.100/24');
+    expect(gw.interface.linkUp).toBe(true);
+    expect(await second.g.ok('ping -c 1 -W 5 10.0.2.2')).toMatch(/1 packets received/);
+    expect((await fetchSha(second.g, '10.0.2.2', portSmall)).sha).toBe(smallSha);
+    await second.g.kill();
+    console.log(`qemu: gateway over ${kind}: 64 MiB from the host in ${v4.seconds.toFixed(1)} s; host socket closed ${hostClosedAt - killedAt} ms after the kill`);
+  }, 240_000);
 });
+
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

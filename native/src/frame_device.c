@@ -34,6 +34,8 @@ typedef struct device {
   napi_ref rx_buffer_ab, rx_lengths_ab; /* strong: keep rx/rx_len (owned by them) alive */
   uv_poll_t poll;
   uv_timer_t timer; /* delivers an error raised inside write() on a later turn */
+  uv_timer_t probe; /* unix datagram: is a quiet peer still there? */
+  uint64_t probe_rx;  /* rx_frames at the last probe */
   int handles_open;
   int fd;
   int events; /* what poll is started with */
@@ -130,6 +132,7 @@ static void shut(nc_object *o) {
   d->events = 0;
   uv_close((uv_handle_t *)&d->poll, on_handle_closed); /* stops polling now, before the fd goes */
   uv_close((uv_handle_t *)&d->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&d->probe, on_handle_closed);
   close(d->fd);
   d->fd = -1;
   set_active(d);
@@ -264,6 +267,53 @@ static void peer_lost(device *d, int err) {
   d->lost_err = err;
   uv_timer_start(&d->timer, on_timer, 0, 0);
   set_active(d);
+}
+
+/* A datagram socket hears nothing when its peer's socket closes: a VM that
+ * was killed is noticed at our next send, which can be a TCP retransmit
+ * timeout (a second or more) away. So when the peer has been quiet for a
+ * probe interval, ask the kernel whether anything is still bound at its
+ * address: connect() on a spare socket sends nothing, and fails at once
+ * with ECONNREFUSED (file left, nobody bound) or ENOENT (file gone). A
+ * peer connected to us (vfkit) refuses it with EPERM: alive. */
+#define PROBE_MS 200
+
+static void on_probe(uv_timer_t *t) {
+  device *d = t->data;
+  if (d->closed || d->failed || !d->started) return;
+  bool quiet = d->rx_frames == d->probe_rx;
+  d->probe_rx = d->rx_frames;
+  if (!quiet || d->peer_lost) return;
+  const struct sockaddr *to = NULL;
+  socklen_t to_len = 0;
+  if (d->learn_peer && d->have_peer) {
+    to = (const struct sockaddr *)&d->peer;
+    to_len = d->peer_len;
+  } else if (!d->learn_peer && d->fixed_len) {
+    to = (const struct sockaddr *)&d->fixed;
+    to_len = d->fixed_len;
+  }
+  if (!to || to->sa_family != AF_UNIX) return;
+#ifdef SOCK_CLOEXEC
+  int probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+#else
+  int probe = socket(AF_UNIX, SOCK_DGRAM, 0);
+#endif
+  if (probe < 0) return;
+  int rc = connect(probe, to, to_len), err = errno;
+  close(probe);
+  if (rc == 0 || !peer_gone_errno(err)) return;
+  if (d->learn_peer) {
+    d->have_peer = false;
+  } else {
+    /* Unconnect, so that a peer restarted at the path can send to us before
+     * we send to it (a connected unix socket refuses other senders). */
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    connect(d->fd, &unspec, sizeof unspec);
+  }
+  d->peer_lost = true;
+  d->peers_lost++;
+  deliver_peer_lost(d, err);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -729,8 +779,11 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
     return NULL;
   }
   uv_timer_init(loop, &d->timer);
-  d->poll.data = d->timer.data = d;
-  d->handles_open = 2;
+  uv_timer_init(loop, &d->probe);
+  uv_unref((uv_handle_t *)&d->probe); /* never keeps the process alive by itself */
+  d->poll.data = d->timer.data = d->probe.data = d;
+  d->handles_open = 3;
+  if (d->unix_dgram && (d->learn_peer || d->fixed_len)) uv_timer_start(&d->probe, on_probe, PROBE_MS, PROBE_MS);
 
   if (!nc_wrap(env, self, &d->base, &frame_device_class)) {
     napi_delete_reference(env, d->rx_buffer_ab);
@@ -739,6 +792,7 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
     d->closed = true;         /* the fd stays the caller's */
     uv_close((uv_handle_t *)&d->poll, on_handle_closed);
     uv_close((uv_handle_t *)&d->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&d->probe, on_handle_closed);
     return NULL;
   }
   /* From here on the wrapper owns d and the fd. */
