@@ -45,8 +45,8 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function guest(netdevs: string[], macs: string[], mtu?: number): Guest {
-  const g = new Guest({ files, netdevs, macs, mtu });
+function guest(netdevs: string[], macs: string[], mtu?: number, fds?: net.Socket[]): Guest {
+  const g = new Guest({ files, netdevs, macs, mtu, fds });
   cleanup.push(() => g.kill());
   return g;
 }
@@ -91,33 +91,54 @@ async function fetchSha(g: Guest, host: string, port: number, ms = 120_000): Pro
 }
 
 describe.skipIf(unavailable !== null)('a QEMU guest over tcpip-ts links', () => {
-  it('-netdev stream (we listen, QEMU server=off) and -netdev dgram: ping, and 64 MiB fetched over each with sha256 intact', async () => {
+  it('four NICs: -netdev stream unix (we listen, server=off), -netdev dgram, -netdev stream TCP (QEMU listens, server=on), -netdev socket,fd=3 as socket_vmnet_client passes it: ping over each, 64 MiB over the first two, sha256 intact (MTU 65520)', async () => {
+    const mtu = 65520;
     const streamPath = join(dir, 'stream.sock');
     const dgramOurs = join(dir, 'dgram.sock');
     const dgramVm = join(dir, 'dgram-vm.sock');
-    const streamLink = await StreamLink.listen({ path: streamPath });
-    const a = createStack();
-    a.addInterface({ link: streamLink, ipv4: '10.0.9.1/24', mac: '02:00:00:00:09:01' });
-    const dgramLink = openUnixDgram({ path: dgramOurs });
-    const b = createStack();
-    b.addInterface({ link: dgramLink, ipv4: '10.0.8.1/24', mac: '02:00:00:00:08:01' });
-    cleanup.push(() => a.close(), () => b.close());
+    const vmnetPath = join(dir, 'socket_vmnet');
+    const stacks: Stack[] = [];
+    const stackOn = (link: Parameters<Stack['addInterface']>[0]['link'], subnet: number) => {
+      const stack = createStack();
+      stack.addInterface({ link, ipv4: `10.0.${subnet}.1/24`, mac: `02:00:00:00:0${subnet}:01` });
+      stacks.push(stack);
+      cleanup.push(() => stack.close());
+      return stack;
+    };
+    const a = stackOn(await StreamLink.listen({ path: streamPath }, { mtu }), 9);
+    const b = stackOn(openUnixDgram({ path: dgramOurs, mtu }), 8);
+    // socket_vmnet's side: a listener at its socket path; socket_vmnet_client
+    // connects there and hands QEMU the connected socket as fd 3.
+    const d = stackOn(await StreamLink.listen({ path: vmnetPath }, { mtu }), 6);
+    const client = net.connect(vmnetPath);
+    await once(client, 'connect');
+    const tcpPort = await freePort();
     serveOnStack(a, 5000, data);
     serveOnStack(b, 5000, data);
+    const small = data.subarray(0, 8 * MiB);
+    const smallSha = createHash('sha256').update(small).digest('hex');
+    serveOnStack(d, 5000, small);
 
     const g = guest([
       `stream,server=off,addr.type=unix,addr.path=${streamPath}`,
       `dgram,local.type=unix,local.path=${dgramVm},remote.type=unix,remote.path=${dgramOurs}`,
-    ], ['52:54:00:00:09:02', '52:54:00:00:08:02']);
+      `stream,server=on,addr.type=inet,addr.host=127.0.0.1,addr.port=${tcpPort}`,
+      'socket,fd=3',
+    ], ['52:54:00:00:09:02', '52:54:00:00:08:02', '52:54:00:00:07:02', '52:54:00:00:06:02'], mtu, [client]);
+    client.destroy(); // QEMU has its own copy of the fd now
+    // server=on: QEMU listens; we connect once it does (before the guest has booted).
+    const c = stackOn(await retryConnect(tcpPort, mtu), 7);
+    serveOnStack(c, 5000, small);
     await g.booted();
-    await g.ok('ip addr add 10.0.9.2/24 dev eth0 && ip addr add 10.0.8.2/24 dev eth1');
-    expect(await g.ok('ping -c 2 -W 5 10.0.9.1')).toMatch(/2 packets received/);
-    expect(await g.ok('ping -c 2 -W 5 10.0.8.1')).toMatch(/2 packets received/);
+    await g.ok('for i in 0 1 2 3; do ip addr add 10.0.$((9 - i)).2/24 dev eth$i; done');
+    for (const subnet of [9, 8, 7, 6]) expect(await g.ok(`ping -c 2 -W 5 10.0.${subnet}.1`)).toMatch(/2 packets received/);
     const overStream = await fetchSha(g, '10.0.9.1', 5000);
     expect(overStream.sha).toBe(dataSha);
     const overDgram = await fetchSha(g, '10.0.8.1', 5000);
     expect(overDgram.sha).toBe(dataSha);
-    console.log(`qemu: 64 MiB over stream in ${overStream.seconds.toFixed(1)} s, over dgram in ${overDgram.seconds.toFixed(1)} s`);
+    expect((await fetchSha(g, '10.0.7.1', 5000)).sha).toBe(smallSha);
+    expect((await fetchSha(g, '10.0.6.1', 5000)).sha).toBe(smallSha);
+    console.log(`qemu: 64 MiB at MTU 65520 over stream in ${overStream.seconds.toFixed(1)} s, over dgram in ${overDgram.seconds.toFixed(1)} s`);
     await g.kill();
   }, 180_000);
 
@@ -186,6 +207,27 @@ describe.skipIf(unavailable !== null)('a QEMU guest over tcpip-ts links', () => 
     console.log(`qemu: gateway over ${kind}: 64 MiB from the host in ${v4.seconds.toFixed(1)} s; host socket closed ${hostClosedAt - killedAt} ms after the kill`);
   }, 240_000);
 });
+
+async function freePort(): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** StreamLink.connect to a port QEMU is about to listen on. */
+async function retryConnect(port: number, mtu: number): Promise<StreamLink> {
+  const until = Date.now() + 20_000;
+  for (;;) {
+    try {
+      return await StreamLink.connect({ port }, { mtu });
+    } catch (err) {
+      if (Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
   const until = Date.now() + ms;

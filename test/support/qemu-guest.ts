@@ -7,6 +7,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -64,7 +65,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko || dmesg | tail -3; done
 ip link set lo up
-for i in eth0 eth1; do [ -e /sys/class/net/$i ] && ip link set $i up; done
+for i in /sys/class/net/eth*; do ip link set \${i##*/} up; done
 stty -echo -F /dev/ttyS0 2>/dev/null
 echo TCPIP_TS_GUEST_READY >/dev/ttyS0
 exec setsid sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1'
@@ -129,6 +130,8 @@ export interface GuestOptions {
   macs: string[];
   /** virtio-net's host_mtu (the guest's MTU limit). Default 1500. */
   mtu?: number;
+  /** Sockets handed to QEMU as fds 3, 4, ... (what socket_vmnet_client does for `-netdev socket,fd=3`). */
+  fds?: Socket[];
   memoryMiB?: number;
 }
 
@@ -153,7 +156,7 @@ export class Guest {
       args.push('-netdev', `${nd},id=n${i}`,
         '-device', `virtio-net-pci,netdev=n${i},mac=${options.macs[i]},romfile=${mtu > 1500 ? `,host_mtu=${mtu}` : ''}`);
     });
-    this.process = spawn(QEMU, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.process = spawn(QEMU, args, { stdio: ['pipe', 'pipe', 'pipe', ...(options.fds ?? [])] });
     this.process.stdout!.on('data', (d: Buffer) => (this.#out += d.toString('latin1')));
     this.process.stderr!.on('data', (d: Buffer) => (this.#out += d.toString('latin1')));
     this.#exited = new Promise((resolve) => this.process.once('exit', (code) => resolve(code)));
