@@ -4,7 +4,8 @@
 # tcpdump (reads our pcap files), a C compiler (the SYN flooder), busybox's udhcpd/udhcpc (a stock DHCP server
 # and client), dnsmasq (the DNS server behind the gateway tests' host) and
 # qemu-user with an arm64 runtime (the arm64 prebuild's smoke test) and slirp4netns
-# (the reference the slirp4netns-compatible command is tested against).
+# (the reference the slirp4netns-compatible command is tested against), and
+# qemu-system-x86 for the QEMU guest test.
 # Without root the device tests skip with a printed reason, so nothing is
 # installed then.
 set -euo pipefail
@@ -44,6 +45,9 @@ dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 # vxlan.test.ts runs its own ovsdb-server and ovs-vswitchd (userspace datapath)
 # in a namespace; the package's own service must not start on this host.
 command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)
+# test/qemu.test.ts boots a real guest (its kernel comes from
+# scripts/fetch-guest-kernel.sh, its initramfs from busybox-static).
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-deps: installing ${need[*]}" >&2
   apt-get update -qq >&2

@@ -12,7 +12,7 @@ export {
   DeviceLink, openTap, openTun, openUnixDgram, openVmnet,
   type DeviceLinkCounters, type TapOptions, type UnixDgramOptions, type VmnetLinkOptions,
 } from './node/links.js';
-export { StreamLink, type StreamLinkOptions, type StreamLinkCounters } from './node/stream-link.js';
+export { StreamLink, type StreamLinkOptions, type StreamListenOptions, type StreamTarget, type StreamLinkCounters } from './node/stream-link.js';
 export { pcapFile } from './node/pcap.js';
 export { openVxlan, VxlanSocketLink, type VxlanOptions, type VxlanSocketCounters } from './node/vxlan.js';
 export { loadNative } from './node/native.js';
@@ -26,7 +26,7 @@ export { EgressPolicy, type EgressPolicyOptions } from './gateway/policy.js';
 export {
   Interface, createCable, createLoopback, ManualClock, realClock, errorCode, ERR, MIN_MTU, MAX_MTU,
   type StackOptions, type InterfaceOptions, type Route, type RouteOptions, type Neighbor, type StackStats,
-  type InterfaceCounters, type Link, type Medium, type FrameReceiver, type CableOptions, type Clock, type SystemError,
+  type InterfaceCounters, type InterfaceEvents, type Link, type LinkEvents, type LinkCloseReason, type EventedLink, LinkEmitter, type Medium, type FrameReceiver, type CableOptions, type Clock, type SystemError,
   capture, type PcapSink, type CaptureOptions,
   Switch, SwitchPort, MacTable, createSwitch,
   type SwitchOptions, type SwitchPortOptions, type SwitchPortCounters, type SwitchCounters, type MacTableEntry,

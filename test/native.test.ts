@@ -263,12 +263,12 @@ describe('native addon: unix datagram sockets', () => {
       expect(a.device.stats()).toEqual({
         rxFrames: 100, rxBytes: bytesBa, rxTruncated: 0, rxErrors: 0,
         txFrames: 100, txBytes: bytesAb, txQueued: 0, txDropped: 0, txErrors: 0,
-        rxGso: 0, rxBadOffload: 0, txGso: 0, txBadOffload: 0,
+        rxGso: 0, rxBadOffload: 0, txGso: 0, txBadOffload: 0, rxHello: 0, peersLost: 0, peersLearned: 0,
       });
       expect(b.device.stats()).toEqual({
         rxFrames: 100, rxBytes: bytesAb, rxTruncated: 0, rxErrors: 0,
         txFrames: 100, txBytes: bytesBa, txQueued: 0, txDropped: 0, txErrors: 0,
-        rxGso: 0, rxBadOffload: 0, txGso: 0, txBadOffload: 0,
+        rxGso: 0, rxBadOffload: 0, txGso: 0, txBadOffload: 0, rxHello: 0, peersLost: 0, peersLearned: 0,
       });
       expect(a.errors).toEqual([]);
       expect(b.errors).toEqual([]);

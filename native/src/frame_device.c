@@ -34,13 +34,29 @@ typedef struct device {
   napi_ref rx_buffer_ab, rx_lengths_ab; /* strong: keep rx/rx_len (owned by them) alive */
   uv_poll_t poll;
   uv_timer_t timer; /* delivers an error raised inside write() on a later turn */
+  uv_timer_t probe; /* unix datagram: is a quiet peer still there? */
+  uint64_t probe_rx;  /* rx_frames at the last probe */
   int handles_open;
   int fd;
   int events; /* what poll is started with */
   bool started, failed, closed, error_reported;
-  /* An unconnected datagram socket (openUnixDgram without a peer): the first
-   * sender with an address becomes the peer, as gvproxy does for vfkit. */
+  /* An unconnected unix datagram socket (openUnixDgram without a peer):
+   * the latest sender with an address is the peer, sent to with sendto()
+   * (gvproxy does so for vfkit). The socket stays unconnected, so a VM
+   * restarted at another (or the same) path reaches us at once; a peer that
+   * is gone (ECONNREFUSED, ENOENT) is forgotten and the next sender learned. */
   bool learn_peer;
+  bool have_peer;
+  struct sockaddr_storage peer;
+  socklen_t peer_len;
+  /* A unix datagram socket connected to a peer path (openUnixDgram with a
+   * peer): when the peer goes, each later send first connects to the path
+   * again, so a peer restarted there is found. fixed_len 0: no path
+   * (a socket pair), and a lost peer is fatal as before. */
+  bool unix_dgram, peer_lost;
+  struct sockaddr_storage fixed;
+  socklen_t fixed_len;
+  int lost_err; /* a lost peer waiting to be reported (on the timer) */
   /* startInPlace(): readable events call onFrames(0) and JS reads with readInto(). */
   bool in_place;
   int deferred_err;
@@ -63,6 +79,7 @@ typedef struct device {
   uint64_t rx_frames, rx_bytes, rx_truncated, rx_errors;
   uint64_t tx_frames, tx_bytes, tx_dropped, tx_errors;
   uint64_t rx_gso, rx_bad_offload, tx_gso, tx_bad_offload;
+  uint64_t rx_hello, peers_lost, peers_learned;
 } device;
 
 static void on_poll(uv_poll_t *h, int status, int events);
@@ -70,7 +87,7 @@ static void on_poll(uv_poll_t *h, int status, int events);
 /* ---- lifetime ---------------------------------------------------------- */
 
 static void set_active(device *d) {
-  nc_hold(&d->base, !d->closed && (d->events != 0 || d->deferred_err != 0));
+  nc_hold(&d->base, !d->closed && (d->events != 0 || d->deferred_err != 0 || d->lost_err != 0));
 }
 
 static int update_poll(device *d) {
@@ -111,9 +128,11 @@ static void shut(nc_object *o) {
   d->tx_dropped += d->q_count; /* queued, now never sent */
   free_queue(d);
   d->deferred_err = 0;
+  d->lost_err = 0;
   d->events = 0;
   uv_close((uv_handle_t *)&d->poll, on_handle_closed); /* stops polling now, before the fd goes */
   uv_close((uv_handle_t *)&d->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&d->probe, on_handle_closed);
   close(d->fd);
   d->fd = -1;
   set_active(d);
@@ -144,13 +163,34 @@ static void free_area(napi_env env, void *data, void *hint) {
 
 /* ---- errors ------------------------------------------------------------ */
 
-static bool is_unconnected_dgram(int fd) {
+/* What kind of datagram socket fd is: sets learn_peer (unconnected) or the
+ * peer path to reconnect to (connected unix socket with a named peer). */
+static void classify_socket(device *d) {
   int type = 0;
   socklen_t len = sizeof type;
-  struct sockaddr_storage peer;
-  socklen_t peer_len = sizeof peer;
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_DGRAM) return false;
-  return getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0 && errno == ENOTCONN;
+  struct sockaddr_storage local;
+  socklen_t local_len = sizeof local;
+  if (getsockopt(d->fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_DGRAM) return;
+  if (getsockname(d->fd, (struct sockaddr *)&local, &local_len) < 0 || local.ss_family != AF_UNIX) {
+    /* Not unix (a test's UDP socket): learn mode only if unconnected, as before. */
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof peer;
+    d->learn_peer = getpeername(d->fd, (struct sockaddr *)&peer, &peer_len) < 0 && errno == ENOTCONN;
+    return;
+  }
+  d->unix_dgram = true;
+  d->fixed_len = sizeof d->fixed;
+  if (getpeername(d->fd, (struct sockaddr *)&d->fixed, &d->fixed_len) < 0) {
+    d->fixed_len = 0;
+    d->learn_peer = errno == ENOTCONN;
+  } else if (d->fixed_len <= sizeof(sa_family_t)) {
+    d->fixed_len = 0; /* unnamed (socketpair): nothing to reconnect to */
+  }
+}
+
+/* The errors by which a unix datagram send says its peer is gone. */
+static bool peer_gone_errno(int err) {
+  return err == ECONNREFUSED || err == ENOTCONN || err == ENOENT || err == ECONNRESET || err == EDESTADDRREQ;
 }
 
 static bool fatal_errno(int err) {
@@ -206,10 +246,88 @@ static void fail(device *d, int err, const char *syscall, bool now) {
   if (!d->closed) update_poll(d);
 }
 
+/* onError(err) with err.peerLost = true: not fatal, the device goes on. */
+static void deliver_peer_lost(device *d, int err) {
+  napi_env env = d->base.env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  char what[96];
+  snprintf(what, sizeof what, "FrameDevice: the peer of fd %d is gone", d->fd);
+  napi_value error = make_sys_error(env, err, "write", what), yes;
+  if (error && napi_get_boolean(env, true, &yes) == napi_ok) napi_set_named_property(env, error, "peerLost", yes);
+  deliver_error(d, error);
+  napi_close_handle_scope(env, scope);
+}
+
+/* The peer went away (from inside write(): reported on the timer). */
+static void peer_lost(device *d, int err) {
+  if (d->peer_lost) return;
+  d->peer_lost = true;
+  d->peers_lost++;
+  d->lost_err = err;
+  uv_timer_start(&d->timer, on_timer, 0, 0);
+  set_active(d);
+}
+
+/* A datagram socket hears nothing when its peer's socket closes: a VM that
+ * was killed is noticed at our next send, which can be a TCP retransmit
+ * timeout (a second or more) away. So when the peer has been quiet for a
+ * probe interval, ask the kernel whether anything is still bound at its
+ * address: connect() on a spare socket sends nothing, and fails at once
+ * with ECONNREFUSED (file left, nobody bound) or ENOENT (file gone). A
+ * peer connected to us (vfkit) refuses it with EPERM: alive. */
+#define PROBE_MS 200
+
+static void on_probe(uv_timer_t *t) {
+  device *d = t->data;
+  if (d->closed || d->failed || !d->started) return;
+  bool quiet = d->rx_frames == d->probe_rx;
+  d->probe_rx = d->rx_frames;
+  if (!quiet || d->peer_lost) return;
+  const struct sockaddr *to = NULL;
+  socklen_t to_len = 0;
+  if (d->learn_peer && d->have_peer) {
+    to = (const struct sockaddr *)&d->peer;
+    to_len = d->peer_len;
+  } else if (!d->learn_peer && d->fixed_len) {
+    to = (const struct sockaddr *)&d->fixed;
+    to_len = d->fixed_len;
+  }
+  if (!to || to->sa_family != AF_UNIX) return;
+#ifdef SOCK_CLOEXEC
+  int probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+#else
+  int probe = socket(AF_UNIX, SOCK_DGRAM, 0);
+#endif
+  if (probe < 0) return;
+  int rc = connect(probe, to, to_len), err = errno;
+  close(probe);
+  if (rc == 0 || !peer_gone_errno(err)) return;
+  if (d->learn_peer) {
+    d->have_peer = false;
+  } else {
+    /* Unconnect, so that a peer restarted at the path can send to us before
+     * we send to it (a connected unix socket refuses other senders). */
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    connect(d->fd, &unspec, sizeof unspec);
+  }
+  d->peer_lost = true;
+  d->peers_lost++;
+  deliver_peer_lost(d, err);
+}
+
 static void on_timer(uv_timer_t *t) {
   device *d = t->data;
+  if (d->closed) return;
+  int lost = d->lost_err;
+  d->lost_err = 0;
+  if (lost) deliver_peer_lost(d, lost);
   int err = d->deferred_err;
-  if (d->closed || err == 0) return;
+  if (d->closed) return;
+  if (err == 0) {
+    set_active(d);
+    return;
+  }
   d->deferred_err = 0;
   d->error_reported = true;
   deliver_sys_error(d, err, d->deferred_syscall);
@@ -252,9 +370,15 @@ static uint32_t read_frames(device *d, uint8_t *base, const uint32_t *offsets, u
       struct sockaddr_storage from;
       struct msghdr msg = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
       r = recvmsg(d->fd, &msg, 0);
+      /* The latest named sender is the peer (an unnamed one cannot be answered). */
       if (r >= 0 && msg.msg_namelen > sizeof(sa_family_t) &&
-          connect(d->fd, (struct sockaddr *)&from, msg.msg_namelen) == 0)
-        d->learn_peer = false;
+          (!d->have_peer || msg.msg_namelen != d->peer_len || memcmp(&from, &d->peer, msg.msg_namelen) != 0)) {
+        memcpy(&d->peer, &from, msg.msg_namelen);
+        d->peer_len = msg.msg_namelen;
+        d->have_peer = true;
+        d->peer_lost = false;
+        d->peers_learned++;
+      }
     } else {
       r = readv(d->fd, iov, iovcnt);
     }
@@ -262,8 +386,15 @@ static uint32_t read_frames(device *d, uint8_t *base, const uint32_t *offsets, u
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       d->rx_errors++;
+      if (d->unix_dgram && (d->learn_peer || d->fixed_len) && peer_gone_errno(errno)) continue;
       if (fatal_errno(errno)) *err = errno;
       break;
+    }
+    /* vfkit before 0.6 sends the 4 bytes "VFKT" first, so that its peer
+     * learns its address; no frame is that short. */
+    if (d->unix_dgram && r == 4 && memcmp(slot, "VFKT", 4) == 0) {
+      d->rx_hello++;
+      continue;
     }
     if (d->vnet && r >= 0) {
       if (r < VNET_HDR_LEN || !vnet_rx_ok(&hdr, (uint32_t)(r - VNET_HDR_LEN))) {
@@ -344,8 +475,23 @@ static int send_one(device *d, uint8_t *p, uint32_t len, int *fatal) {
       return -1;
     }
   }
+  if (d->learn_peer && !d->have_peer) {
+    d->tx_dropped++; /* nobody has spoken to us (since the last peer went): no one to send to */
+    return -1;
+  }
+  if (d->peer_lost && d->fixed_len) {
+    /* Looking for a peer restarted at its path; until then, frames go nowhere. */
+    if (connect(d->fd, (struct sockaddr *)&d->fixed, d->fixed_len) < 0) {
+      d->tx_dropped++;
+      return -1;
+    }
+    d->peer_lost = false;
+    d->peers_learned++;
+  }
   for (;;) {
-    ssize_t r = d->vnet ? writev(d->fd, iov, 2) : write(d->fd, p, len);
+    ssize_t r = d->vnet ? writev(d->fd, iov, 2)
+                : d->learn_peer ? sendto(d->fd, p, len, 0, (struct sockaddr *)&d->peer, d->peer_len)
+                : write(d->fd, p, len);
     if (r >= 0) {
       if (d->vnet) r -= VNET_HDR_LEN;
       if (d->vnet && r >= 0 && hdr.gso_type != 0) d->tx_gso++;
@@ -359,8 +505,12 @@ static int send_one(device *d, uint8_t *p, uint32_t len, int *fatal) {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    if (d->learn_peer && (errno == ENOTCONN || errno == EDESTADDRREQ)) {
-      d->tx_dropped++; /* nobody has spoken to us yet: no one to send to */
+    if (d->unix_dgram && (d->learn_peer || d->fixed_len) && peer_gone_errno(errno)) {
+      /* The VM went away: forget it (learn mode) or look for it at its path
+       * again (fixed peer); the device goes on. */
+      d->tx_dropped++;
+      if (d->learn_peer) d->have_peer = false;
+      peer_lost(d, errno);
       return -1;
     }
     d->tx_errors++;
@@ -519,7 +669,8 @@ static size_t stats(nc_object *o, nc_stat *out) {
       {"txQueued", (double)d->q_count},     {"txDropped", (double)d->tx_dropped},
       {"txErrors", (double)d->tx_errors},   {"rxGso", (double)d->rx_gso},
       {"rxBadOffload", (double)d->rx_bad_offload}, {"txGso", (double)d->tx_gso},
-      {"txBadOffload", (double)d->tx_bad_offload},
+      {"txBadOffload", (double)d->tx_bad_offload}, {"rxHello", (double)d->rx_hello},
+      {"peersLost", (double)d->peers_lost}, {"peersLearned", (double)d->peers_learned},
   };
   memcpy(out, s, sizeof s);
   return sizeof s / sizeof s[0];
@@ -577,7 +728,7 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
     return NULL;
   }
   d->fd = (int)fd;
-  d->learn_peer = is_unconnected_dgram((int)fd);
+  classify_socket(d);
   d->slots = slots;
   d->slot_size = slot_size;
   d->vnet = vnet;
@@ -628,8 +779,11 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
     return NULL;
   }
   uv_timer_init(loop, &d->timer);
-  d->poll.data = d->timer.data = d;
-  d->handles_open = 2;
+  uv_timer_init(loop, &d->probe);
+  uv_unref((uv_handle_t *)&d->probe); /* never keeps the process alive by itself */
+  d->poll.data = d->timer.data = d->probe.data = d;
+  d->handles_open = 3;
+  if (d->unix_dgram && (d->learn_peer || d->fixed_len)) uv_timer_start(&d->probe, on_probe, PROBE_MS, PROBE_MS);
 
   if (!nc_wrap(env, self, &d->base, &frame_device_class)) {
     napi_delete_reference(env, d->rx_buffer_ab);
@@ -638,6 +792,7 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
     d->closed = true;         /* the fd stays the caller's */
     uv_close((uv_handle_t *)&d->poll, on_handle_closed);
     uv_close((uv_handle_t *)&d->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&d->probe, on_handle_closed);
     return NULL;
   }
   /* From here on the wrapper owns d and the fd. */

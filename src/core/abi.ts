@@ -29,6 +29,7 @@ export interface WasmExports {
   tt_netif_remove(netif: Handle): void;
   tt_netif_index(netif: Handle): number;
   tt_netif_set_up(netif: Handle, up: number): void;
+  tt_netif_set_link_up(netif: Handle, up: number): void;
   tt_netif_set_ip4(netif: Handle, addr: number, mask: number, gw: number): void;
   tt_netif_add_ip6(netif: Handle): number;
   tt_netif_set_ip6_autoconfig(netif: Handle, on: number): void;
@@ -117,7 +118,7 @@ export interface WasmExports {
 export const EXPORT_ARITY: { readonly [K in Exclude<keyof WasmExports, 'memory' | '__heap_base'>]: number } = {
   tt_init: 2, tt_sockaddr_scratch: 0, tt_malloc: 1, tt_free: 1, tt_heap_used: 0, tt_check_timeouts: 0,
   tt_debug_trap: 0, tt_debug_assert: 0, tt_debug_siphash: 4,
-  tt_netif_add: 3, tt_netif_remove: 1, tt_netif_index: 1, tt_netif_set_up: 2, tt_netif_set_ip4: 4,
+  tt_netif_add: 3, tt_netif_remove: 1, tt_netif_index: 1, tt_netif_set_up: 2, tt_netif_set_link_up: 2, tt_netif_set_ip4: 4,
   tt_netif_add_ip6: 1, tt_netif_set_ip6_autoconfig: 2, tt_netif_dhcp_start: 1, tt_netif_dhcp_stop: 1,
   tt_netif_set_checksums: 2, tt_netif_set_offloads: 2, tt_netif_addresses: 2, tt_netif_counters: 2, tt_rx_alloc: 2, tt_rx_flush: 1, tt_rx_queued: 1,
   tt_rx_reserve: 3, tt_rx_commit: 4, tt_rx_release: 2,

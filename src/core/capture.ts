@@ -3,7 +3,7 @@
  * record of it, in either direction, to a sink (a file in Node, anything
  * else elsewhere).
  */
-import type { FrameReceiver, Link, LinkCapabilities, Medium } from './link.js';
+import type { FrameReceiver, Link, LinkCapabilities, LinkEvents, Medium } from './link.js';
 import { LINKTYPE, pcapGlobalHeader, pcapRecord } from '../wire/pcap.js';
 
 export type PcapSink = (bytes: Uint8Array) => void;
@@ -59,6 +59,17 @@ class CapturingLink implements Link {
     this.#closed = true;
     this.inner.close();
     this.options.onClose?.();
+  }
+
+  // The lifecycle is the wrapped link's own.
+  on<K extends keyof LinkEvents>(event: K, fn: LinkEvents[K]): this {
+    this.inner.on?.(event, fn);
+    return this;
+  }
+
+  off<K extends keyof LinkEvents>(event: K, fn: LinkEvents[K]): this {
+    this.inner.off?.(event, fn);
+    return this;
   }
 }
 

@@ -5,8 +5,8 @@
  * instance) → Link (devices) → wire (formats).
  */
 export { Stack, type HeldSyn, type GatewayHandler, type StackOptions, type InterfaceOptions, type Route, type RouteOptions, type Neighbor, type StackStats } from './stack.js';
-export { Interface, type InterfaceCounters } from './interface.js';
-export { createCable, createLoopback, type Link, type LinkCapabilities, type Medium, type FrameReceiver, type CableOptions, MIN_MTU, MAX_MTU } from './link.js';
+export { Interface, type InterfaceCounters, type InterfaceEvents } from './interface.js';
+export { createCable, createLoopback, LinkEmitter, type Link, type LinkEvents, type LinkCloseReason, type EventedLink, type LinkCapabilities, type Medium, type FrameReceiver, type CableOptions, MIN_MTU, MAX_MTU } from './link.js';
 export { ManualClock, realClock, type Clock } from './clock.js';
 export { TcpConnection, TcpListener, type TcpHandler } from './tcp.js';
 export { UdpEndpoint } from './udp.js';

@@ -47,15 +47,34 @@ function ipv6State(s: number): Ipv6State {
   return 'deprecated';
 }
 
-export class Interface extends Emitter<{ address: () => void }> {
+export interface InterfaceEvents {
+  /** DHCP or SLAAC changed the interface's addresses. */
+  address: () => void;
+  /**
+   * The link lost its peer or closed (`reason` as the link's 'down' and
+   * 'close' give it: 'peer', 'error', 'local'); the interface is marked
+   * link-down in lwIP (no routes through it, DHCP paused) until 'up'.
+   */
+  down: (reason: 'peer' | 'error' | 'local', error?: Error) => void;
+  /** The link has a peer again (a restarted VM): link-up, DHCP and ND restart. */
+  up: () => void;
+}
+
+export class Interface extends Emitter<InterfaceEvents> {
   readonly counters: InterfaceCounters = {
     rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, rxDropped: { noMemory: 0, badLength: 0, down: 0, queueFull: 0 }, txErrors: 0,
   };
   removed = false;
   /** Frees what the interface holds inside the stack (in-place receive slots). */
   onRelease: (() => void) | null = null;
+  /** Stops following the link's events (the interface is going). */
+  onUnwatch: (() => void) | null = null;
   /** The interface takes its IPv4 address from DHCP. */
   dhcp: boolean;
+  /** False while the link has no peer or has closed (see the 'down' event). */
+  linkUp = true;
+  /** False once the link closed for good. */
+  linkOpen = true;
 
   constructor(
     readonly session: WasmSession,
@@ -124,6 +143,15 @@ export class Interface extends Emitter<{ address: () => void }> {
   remove(): void {
     if (this.removed) return;
     this.onRemove(this);
+  }
+
+  /** The stack calls this when its link's state changes (LinkEvents). */
+  _setLink(up: boolean, reason?: 'peer' | 'error' | 'local', error?: Error): void {
+    if (this.linkUp === up || (up && !this.linkOpen)) return;
+    this.linkUp = up;
+    if (!this.removed && this.session.alive) this.session.run((x) => x.tt_netif_set_link_up(this.handle, up ? 1 : 0));
+    if (up) this.emit('up');
+    else this.emit('down', reason ?? 'peer', error);
   }
 
   override toString(): string {

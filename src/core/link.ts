@@ -1,7 +1,9 @@
 /**
  * The one link interface every device implements: a cable between two
- * in-process stacks, a loopback, and later TAP/TUN, vmnet and VM sockets.
+ * in-process stacks, a loopback, TAP/TUN, unix datagram and stream sockets
+ * (VMs), vmnet.
  */
+import { Emitter } from './emitter.js';
 
 export type Medium = 'ethernet' | 'ip';
 
@@ -34,6 +36,57 @@ export interface Link {
   attachInPlace?(rx: InPlaceReceiver): void;
   /** What the device does for the stack; absent: nothing (a plain link). */
   readonly capabilities?: LinkCapabilities;
+  /**
+   * The link's lifecycle (LinkEvents). Optional, so that a hand-written link
+   * of just attach/send/close still is one; every link of this package has it.
+   */
+  on?<K extends keyof LinkEvents>(event: K, fn: LinkEvents[K]): unknown;
+  off?<K extends keyof LinkEvents>(event: K, fn: LinkEvents[K]): unknown;
+}
+
+/**
+ * Why a link closed: `'local'` its close() was called (by its user, or by the
+ * stack removing the interface); `'peer'` the far end went away and this kind
+ * of link cannot wait for another (a stream's EOF, the other end of a cable,
+ * a TAP whose device was deleted); `'error'` a fatal error, also emitted as
+ * `'error'` just before.
+ */
+export type LinkCloseReason = 'local' | 'peer' | 'error';
+
+/**
+ * A link's events. `'close'` comes once, when the link stops for good.
+ * Links that outlive their peer (a listening StreamLink, a unix datagram
+ * socket waiting at its path) emit `'down'` when the peer goes (the VM
+ * exited; a peer that broke the framing is dropped with reason `'error'`)
+ * and `'up'` when a peer (the same VM restarted, or another) is there again.
+ * `'error'` reports every error, fatal or not; unlike Node's EventEmitter an
+ * `'error'` without a listener is not thrown (a link's failure must not end
+ * the process that serves other sandboxes: the stack hears of it anyway,
+ * through `'close'` and `'down'`).
+ */
+export interface LinkEvents {
+  close: (reason: LinkCloseReason, error?: Error) => void;
+  error: (error: Error) => void;
+  down: (reason: 'peer' | 'error', error?: Error) => void;
+  up: () => void;
+}
+
+/** Lifecycle plumbing shared by the links of this package. */
+export class LinkEmitter extends Emitter<LinkEvents> {
+  #ended = false;
+
+  /** True once 'close' was emitted. */
+  protected get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Emits 'error' (when there is one) then 'close', once. */
+  protected finish(reason: LinkCloseReason, error?: Error): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (error) this.emit('error', error);
+    this.emit('close', reason, error);
+  }
 }
 
 /**
@@ -84,7 +137,7 @@ export const ETHERNET_HEADER = 14;
 export const MIN_MTU = 576;
 export const MAX_MTU = 65520;
 
-class CableEnd implements Link {
+class CableEnd extends LinkEmitter implements Link {
   peer!: CableEnd;
   receive: FrameReceiver | null = null;
   closed = false;
@@ -92,6 +145,7 @@ class CableEnd implements Link {
   readonly #maxFrame: number;
 
   constructor(readonly medium: Medium, readonly mtu: number) {
+    super();
     this.#maxFrame = mtu + (medium === 'ethernet' ? ETHERNET_HEADER : 0);
   }
 
@@ -115,8 +169,16 @@ class CableEnd implements Link {
   }
 
   close(): void {
+    this.#end('local');
+  }
+
+  /** A cable has two ends: closing one ends the other, whose peer is gone. */
+  #end(reason: LinkCloseReason): void {
+    if (this.closed) return;
     this.closed = true;
     this.receive = null;
+    this.finish(reason);
+    if (this.peer !== this) this.peer.#end('peer');
   }
 }
 
@@ -125,8 +187,11 @@ export interface CableOptions {
   mtu?: number;
 }
 
+/** A link of this package: its lifecycle events are always there. */
+export type EventedLink = Link & Pick<LinkEmitter, 'on' | 'off' | 'once'>;
+
 /** Two links joined back to back: what one end sends, the other receives. */
-export function createCable(options: CableOptions = {}): [Link & { counters: LinkCounters }, Link & { counters: LinkCounters }] {
+export function createCable(options: CableOptions = {}): [EventedLink & { counters: LinkCounters }, EventedLink & { counters: LinkCounters }] {
   const medium = options.medium ?? 'ethernet';
   const mtu = options.mtu ?? 1500;
   checkMedium(medium, 'medium');
@@ -139,7 +204,7 @@ export function createCable(options: CableOptions = {}): [Link & { counters: Lin
 }
 
 /** A link whose frames come back to its own stack. */
-export function createLoopback(options: CableOptions = {}): Link & { counters: LinkCounters } {
+export function createLoopback(options: CableOptions = {}): EventedLink & { counters: LinkCounters } {
   const end = new CableEnd(options.medium ?? 'ethernet', options.mtu ?? 65520);
   checkMedium(end.medium, 'medium');
   checkMtu(end.mtu, 'mtu');

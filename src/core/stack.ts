@@ -350,6 +350,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     s.run((x) => x.tt_netif_set_up(handle, 1));
     if (link.attachInPlace) link.attachInPlace(this.#inPlace(iface));
     else link.attach((frame) => this.#receive(iface, frame));
+    this.#watchLink(iface);
     if (options.dhcp) {
       const err = s.run((x) => x.tt_netif_dhcp_start(handle));
       if (err !== 0) throw lwipError(err, 'dhcp');
@@ -366,9 +367,31 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     return undefined;
   }
 
+  /** Follows the link's lifecycle onto the interface (Interface 'down'/'up'). */
+  #watchLink(iface: Interface): void {
+    const link = iface.link;
+    if (typeof link.on !== 'function') return;
+    const onDown = (reason: 'peer' | 'error', error?: Error) => iface._setLink(false, reason, error);
+    const onUp = () => iface._setLink(true);
+    const onClose = (reason: 'local' | 'peer' | 'error', error?: Error) => {
+      if (iface.removed) return;
+      iface.linkOpen = false;
+      iface._setLink(false, reason, error);
+    };
+    link.on('down', onDown);
+    link.on('up', onUp);
+    link.on('close', onClose);
+    iface.onUnwatch = () => {
+      link.off?.('down', onDown);
+      link.off?.('up', onUp);
+      link.off?.('close', onClose);
+    };
+  }
+
   #removeInterface(iface: Interface): void {
     if (this.session.alive) iface.onRelease?.();
     iface.removed = true;
+    iface.onUnwatch?.();
     this.#interfaces.delete(iface.handle);
     iface.link.close();
     if (this.session.alive) {
@@ -1205,6 +1228,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     this.#dns.clear();
     for (const iface of this.#interfaces.values()) {
       iface.removed = true;
+      iface.onUnwatch?.();
       iface.link.close();
     }
     this.#interfaces.clear();
@@ -1213,6 +1237,23 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     this.#udp.clear();
     this.#refs.clear();
     this.session.close();
+  }
+
+  /**
+   * Resets every TCP connection (RST; each socket fails with `code`, default
+   * ENETDOWN) and returns how many there were: what a gateway does when its
+   * sandbox's link is gone, so that nothing waits on a peer that will not
+   * answer.
+   */
+  resetConnections(code = 'ENETDOWN'): number {
+    if (this.#closed || !this.session.alive) return 0;
+    const conns = [...this.#tcp.values()];
+    for (const c of conns) {
+      this.#tcp.delete(c.id);
+      c.abort();
+      c.handler?.error(systemError(code, 'read'));
+    }
+    return conns.length;
   }
 
   /** Resets open connections, closes every link and frees the instance. */

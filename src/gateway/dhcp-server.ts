@@ -247,6 +247,24 @@ export class DhcpServer extends EventEmitter {
     this.emit('close');
   }
 
+  /**
+   * Releases every lease, as if each client had sent DHCPRELEASE: the
+   * gateway does so when its sandbox's link is gone. The records stay, so a
+   * client that comes back gets its old address if nobody took it.
+   */
+  releaseAll(): number {
+    let n = 0;
+    for (const r of this.#byKey.values()) {
+      if (r.state === 'released') continue;
+      const wasBound = r.state === 'bound';
+      r.state = 'released';
+      r.expiresAt = this.#now();
+      n++;
+      if (wasBound) this.emit('release', this.#lease(r, false));
+    }
+    return n;
+  }
+
   /** The leases currently bound (not offered, released or expired). */
   leases(): DhcpLease[] {
     const now = this.#now();

@@ -383,6 +383,33 @@ export class Gateway extends EventEmitter {
       if (!this.#closed) this.routerAdvertiser?.start();
     });
     this.ready.catch(() => undefined);
+    this.interface.on('down', (reason, error) => this.#linkDown(reason, error));
+    this.interface.on('up', () => this.emit('link-up'));
+  }
+
+  /**
+   * The sandbox's link lost its peer (the VM exited) or closed: nobody will
+   * answer for its flows, so end them now instead of when they time out.
+   * Host sockets are closed (FIN, or RST where data was left unread, as
+   * gateway.close() does), held SYNs dropped, UDP flows closed, the
+   * connections of port forwards reset (their listeners stay, for the VM's
+   * next life, unless the link closed for good) and the DHCP lease released
+   * (a restarted VM gets its old address back). Emits 'link-down'.
+   */
+  #linkDown(reason: 'peer' | 'error' | 'local', error?: Error): void {
+    if (this.#closed) return;
+    for (const { inner, host } of this.#tcp) {
+      host.destroy();
+      inner.destroy();
+    }
+    for (const host of this.#connecting) host.destroy();
+    this.#pending.clear();
+    for (const key of [...this.#udp.keys()]) this.#udpExpire(key);
+    // The rest (forwards' connections, DNS over TCP) are the stack's own.
+    this.stack.resetConnections('ENETDOWN');
+    this.dhcp.releaseAll();
+    if (!this.interface.linkOpen) for (const f of [...this.#forwards.keys()]) this.removeForward(f);
+    this.emit('link-down', reason, error);
   }
 
   /** Whether `address` is one the gateway stands for itself (v4 or v6 gateway or DNS address). */

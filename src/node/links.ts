@@ -7,7 +7,7 @@
  * a wakeup has into fixed slots and calls back once; sends are gathered into
  * one buffer and written with one call per burst (Link.flush).
  */
-import { checkMtu, ETHERNET_HEADER, type FrameReceiver, type InPlaceReceiver, type Link, type LinkCapabilities, type Medium } from '../core/link.js';
+import { checkMtu, ETHERNET_HEADER, LinkEmitter, type FrameReceiver, type InPlaceReceiver, type Link, type LinkCapabilities, type Medium } from '../core/link.js';
 import { invalidOption } from '../core/errors.js';
 import { loadNative, type FrameDeviceOffload, type FrameDeviceStats, type FramesCallback, type NativeErrorCallback, type VmnetMode } from './native.js';
 
@@ -39,8 +39,16 @@ interface FramePort {
 
 type PortFactory = (onFrames: FramesCallback, onError: NativeErrorCallback) => FramePort;
 
-/** A link over a native frame mover: an fd where one read or write is one frame, or vmnet. */
-export class DeviceLink implements Link {
+/**
+ * A link over a native frame mover: an fd where one read or write is one
+ * frame, or vmnet. Lifecycle (LinkEvents): a fatal error (the TAP deleted,
+ * the fd broken) emits 'error' then 'close' with reason 'error' and closes
+ * the fd; a unix datagram socket whose peer went away (the VM exited) emits
+ * 'down' and keeps its path, and 'up' when frames come again (a restarted
+ * VM: without `peer` the latest sender is the peer, with `peer` the path is
+ * connected again on each send until it answers).
+ */
+export class DeviceLink extends LinkEmitter implements Link {
   #device: FramePort;
   #receive: FrameReceiver | null = null;
   #tx: Uint8Array;
@@ -49,23 +57,48 @@ export class DeviceLink implements Link {
   #txUsed = 0;
   #closed = false;
   #error: Error | null = null;
+  #peerUp = true;
+  /** Called with a fatal error, before 'error' and 'close' (kept for older callers; prefer on('error')). */
   onError: ((err: Error) => void) | null = null;
 
   constructor(open: PortFactory, readonly medium: Medium, readonly mtu: number, readonly name: string, started = false,
     readonly capabilities?: LinkCapabilities) {
+    super();
     this.#started = started;
     const slot = capabilities?.maxFrame ?? mtu + (medium === 'ethernet' ? ETHERNET_HEADER + 4 : 0);
-    this.#device = open((count) => this.#onFrames(count), (err) => {
+    this.#device = open((count) => this.#onFrames(count), (err: Error & { peerLost?: boolean }) => {
+      if (err.peerLost) {
+        if (!this.#peerUp || this.#closed) return;
+        this.#peerUp = false;
+        this.emit('down', 'peer', err);
+        return;
+      }
       this.#error = err;
       this.onError?.(err);
+      if (this.#closed) return;
+      this.#shut();
+      this.finish('error', err);
     });
     // Only frames under DIRECT_FRAME are batched.
     this.#tx = new Uint8Array(Math.min(slot, DIRECT_FRAME) * TX_BATCH);
   }
 
 
+  /** The fatal error that closed the link, if one did. */
   get error(): Error | null {
     return this.#error;
+  }
+
+  /** False while a unix datagram link has lost its peer (between 'down' and 'up'). */
+  get peerUp(): boolean {
+    return this.#peerUp;
+  }
+
+  #arrived(n: number): void {
+    if (n > 0 && !this.#peerUp && !this.#closed) {
+      this.#peerUp = true;
+      this.emit('up');
+    }
   }
 
   #onFrames(count: number): void {
@@ -76,6 +109,7 @@ export class DeviceLink implements Link {
       if (targets.length > 0) {
         if (this.#inPlaceLengths.length < targets.length) this.#inPlaceLengths = new Uint32Array(targets.length);
         const n = this.#device.readInto!(memory, targets, inPlace.slotSize, this.#inPlaceLengths);
+        this.#arrived(n);
         inPlace.commit(n, this.#inPlaceLengths);
         return;
       }
@@ -86,9 +120,11 @@ export class DeviceLink implements Link {
       const slot = own.length / lengths.length;
       const offsets = Uint32Array.from({ length: lengths.length }, (_, i) => i * slot);
       const n = this.#device.readInto!(own, offsets, slot, lengths);
+      this.#arrived(n);
       for (let i = 0; i < n; i++) inPlace.receive(own.subarray(i * slot, i * slot + lengths[i]!));
       return;
     }
+    this.#arrived(count);
     const receive = this.#receive;
     if (!receive) return;
     const rx = new Uint8Array(this.#device.rxBuffer!);
@@ -169,6 +205,11 @@ export class DeviceLink implements Link {
   close(): void {
     if (this.#closed) return;
     this.flush();
+    this.#shut();
+    this.finish('local');
+  }
+
+  #shut(): void {
     this.#closed = true;
     this.#receive = null;
     this.#inPlace = null;

@@ -150,6 +150,12 @@ export interface FrameDeviceStats {
   txGso: number;
   /** With offload: frames longer than the MTU that the kernel could not cut (not TCP), dropped. */
   txBadOffload: number;
+  /** Unix datagram sockets: vfkit's 4-byte "VFKT" greetings, consumed (not frames). */
+  rxHello?: number;
+  /** Unix datagram sockets: times the peer went away (ECONNREFUSED, ENOENT, ENOTCONN on a send). */
+  peersLost?: number;
+  /** Unix datagram sockets: peers taken on (a new sender learned, or the peer path connected again). */
+  peersLearned?: number;
 }
 
 /** Errors passed to onError or thrown: `code` is an errno name (ENOENT), an ERR_ code or a VMNET_ status. */
@@ -157,6 +163,12 @@ export interface NativeError extends Error {
   code: string;
   errno?: number;
   syscall?: string;
+  /**
+   * Set on the errors of a unix datagram FrameDevice whose peer went away:
+   * not fatal, the device keeps running and takes the next sender as its
+   * peer (no peer given) or connects to its peer's path again on later sends.
+   */
+  peerLost?: boolean;
 }
 
 export type FramesCallback = (count: number) => void;
@@ -174,7 +186,9 @@ export type NativeErrorCallback = (error: NativeError) => void;
  *   order as it drains; beyond that they are dropped (txDropped). Returns the
  *   number of frames sent or queued.
  * - A fatal error (device deleted, fd broken, peer gone) stops the device and
- *   calls onError once, never synchronously from write(). An exception thrown
+ *   calls onError once, never synchronously from write(). A unix datagram
+ *   socket's peer going away is not fatal there (see NativeError.peerLost),
+ *   unless it is a socket pair's. An exception thrown
  *   by onFrames or onError is an uncaught exception, as in any Node callback.
  * - While started (or draining its queue) the device keeps the event loop
  *   and itself alive; `unref()` lets the process exit anyway.

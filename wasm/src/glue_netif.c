@@ -98,6 +98,13 @@ TT_EXPORT(tt_netif_set_up) void tt_netif_set_up(struct netif *netif, uint32_t up
   if (up) netif_set_up(netif); else netif_set_down(netif);
 }
 
+/* The link's state (its peer went away, came back): link-down takes the
+ * interface out of routing and pauses DHCP; link-up restarts DHCP, ND and
+ * MLD as after a cable is plugged in. */
+TT_EXPORT(tt_netif_set_link_up) void tt_netif_set_link_up(struct netif *netif, uint32_t up) {
+  if (up) netif_set_link_up(netif); else netif_set_link_down(netif);
+}
+
 /* Addresses are u32 words in network byte order, as read from the wire. */
 TT_EXPORT(tt_netif_set_ip4) void tt_netif_set_ip4(struct netif *netif, uint32_t addr, uint32_t mask, uint32_t gw) {
   ip4_addr_t a, m, g;
