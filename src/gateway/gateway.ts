@@ -408,7 +408,7 @@ export class Gateway extends EventEmitter {
     // The rest (forwards' connections, DNS over TCP) are the stack's own.
     this.stack.resetConnections('ENETDOWN');
     this.dhcp.releaseAll();
-    if (!this.interface.linkOpen) for (const f of [...this.#forwards.keys()]) this.removeForward(f);
+    if (!this.interface.linkOpen) for (const f of this.#forwardTable.list) this.removeForward(f);
     this.emit('link-down', reason, error);
   }
 

@@ -2,7 +2,7 @@
  * VXLAN over a host UDP socket (node:dgram), IPv4 or IPv6 underlay: the
  * transport under core's VxlanLink.
  */
-import dgram from 'node:dgram';
+import * as dgram from 'node:dgram';
 import { invalidOption } from '../core/errors.js';
 import { VxlanLink, type VxlanLinkOptions } from '../core/vxlan.js';
 import { isIP } from '../wire/address.js';
