@@ -42,6 +42,8 @@ export type {
 } from './core/index.js';
 export type { NativeAddon, NativeConfinement, SandboxReport, FrameDeviceStats, VmnetMode } from './node/native.js';
 export type { GatewayIPv6, GatewayIPv6Options } from './gateway/gateway.js';
+export { AutoForwarder } from './gateway/forwards.js';
+export type { AutoForwardEvent, AutoForwardOptions, Listening, ListeningSource } from './gateway/forwards.js';
 export type { DhcpLease, DhcpServerOptions, DhcpServerStats } from './gateway/dhcp-server.js';
 export type { DnsForwarderCounters, LearningPolicy, UpstreamResolver } from './gateway/dns-server.js';
 export type { DecisionReason, Flow, PolicyAction, PolicyCounters, PolicyDecision, PolicyProtocol, PolicyRule, PolicyRuleInit } from './gateway/policy.js';

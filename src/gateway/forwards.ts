@@ -511,6 +511,7 @@ export class AutoForwarder {
   /** Resolves after the first reading has been applied. */
   readonly started: Promise<void>;
 
+  /** @hidden Made by the gateway (Gateway.autoForward), not by users. */
   constructor(table: ForwardTable, guestAddress: string, options: AutoForwardOptions, report: (e: AutoForwardEvent) => void) {
     if (options === null || typeof options !== 'object') throw invalidOption('autoForward', 'an object with a source', options);
     this.#table = table;
