@@ -105,7 +105,7 @@ async function main() {
   console.log(table(results));
   const notes = results.flatMap((r) => r.notes.map((n) => `- ${r.scenario}: ${n}`));
   if (notes.length > 0) console.log(`\n${notes.join('\n')}`);
-  const failures = results.filter((r) => r.error || r.figures.some((f) => f.error));
+  const failures = results.filter((r) => r.error || r.figures.some((f) => f.error && !f.failedBy));
   return failures.length > 0 ? 1 : 0;
 }
 

@@ -42,8 +42,11 @@ export function progress(scope, message) {
 
 /**
  * The context a scenario runs with: options, progress, and figure recording.
- * A figure is { id, label, group, unit, value, target?, detail?, error? };
- * `group` names the chart panel it is drawn in.
+ * A figure is { id, label, group, unit, value, target?, detail?, error?, failedBy? };
+ * `group` names the chart panel it is drawn in. `failedBy` names the other
+ * project's tool whose failure an error is (slirp4netns stalling on its own
+ * forwards): the figure is reported failed, but the run is not, since CI
+ * must go red on what tcpip-ts does, not on a peer's known bugs.
  */
 export class ScenarioContext {
   constructor(scenario, options) {
@@ -124,7 +127,7 @@ export function table(results) {
       rows.push([
         r.scenario,
         f.label,
-        f.error ? `failed: ${f.error}` : formatValue(f.value) + (f.range ? ` (${formatValue(f.range[0])}–${formatValue(f.range[1])})` : ''),
+        f.error ? `failed${f.failedBy ? ` (${f.failedBy})` : ''}: ${f.error}` : formatValue(f.value) + (f.range ? ` (${formatValue(f.range[0])}–${formatValue(f.range[1])})` : ''),
         f.unit,
         targetText(f.target),
         f.met === undefined ? '' : f.met ? 'yes' : '**no**',

@@ -231,6 +231,8 @@ const PEERS = [
 ];
 const RATIOS = [['gateway', 'slirp4netns'], ['gateway', 'rootlesskit'], ['gateway', 'pasta'], ['gateway', 'gateway-nat']];
 const peerLabel = (id) => PEERS.find((p) => p.id === id).label;
+/** The label a failed figure of `id` is blamed on, when `id` is another project's tool (see ScenarioContext.figure). */
+const peerOnly = (id) => (id.startsWith('gateway') ? undefined : peerLabel(id));
 
 async function bulk(run, s) {
   const res = await runBounded(run.children, 'iperf3', ['-c', '127.0.0.1', '-p', String(run.ports.iperf), '-t', String(s.iperfSeconds), '-O', String(s.iperfOmit),
@@ -329,7 +331,7 @@ export default {
         const list = runs.get(peer.id).map((r) => r.results[metric.id]);
         const values = list.filter((r) => r?.value != null).map((r) => r.value);
         const base = { id: `${peer.id}-${metric.id}`, group: metric.label, chartLabel: peer.label, unit: metric.unit, label: `${peer.label}: ${metric.label}`, detail: { runs: list } };
-        if (values.length === 0) ctx.figure({ ...base, value: null, error: list.find((r) => r?.error)?.error ?? 'not measured' });
+        if (values.length === 0) ctx.figure({ ...base, value: null, error: list.find((r) => r?.error)?.error ?? 'not measured', failedBy: peerOnly(peer.id) });
         else ctx.figure({ ...base, value: median(values), range: spread(values) });
       }
       for (const [a, b] of RATIOS) {
@@ -343,7 +345,10 @@ export default {
         });
         const name = `${peerLabel(a)} ÷ ${peerLabel(b)}`;
         const figure = { id: `${a}-per-${b}-${metric.id}`, label: `${name}: ${metric.label}`, group: `${metric.label}: ratios`, chartLabel: name, unit: '×', detail: { ratios } };
-        if (ratios.length === 0) ctx.figure({ ...figure, value: null, error: 'no round with both figures' });
+        if (ratios.length === 0) {
+          const ourValues = mine.some((r) => r.results[metric.id]?.value != null);
+          ctx.figure({ ...figure, value: null, error: 'no round with both figures', failedBy: ourValues ? peerOnly(b) : undefined });
+        }
         else ctx.figure({ ...figure, value: median(ratios), range: spread(ratios) });
       }
     }

@@ -265,6 +265,8 @@ const PEERS = [
   { id: 'veth', label: 'veth (ceiling)', start: startVeth },
 ];
 const peerLabel = (id) => PEERS.find((p) => p.id === id).label;
+/** The label a failed figure of `id` is blamed on, when `id` is not tcpip-ts (see ScenarioContext.figure). */
+const peerOnly = (id) => (id === 'gateway' ? undefined : peerLabel(id));
 
 // ------------------------------------------------------------ measurements
 
@@ -472,7 +474,7 @@ function recordFigures(ctx, runs, rounds) {
           target: targetOf(peer.id, metric.id, mtu), detail: { runs: list },
         };
         if (values.length === 0) {
-          ctx.figure({ ...base, label, value: null, error: `${failed[0]?.error ?? 'not measured'}${list.length > 1 ? ` (all ${list.length} runs)` : ''}` });
+          ctx.figure({ ...base, label, value: null, error: `${failed[0]?.error ?? 'not measured'}${list.length > 1 ? ` (all ${list.length} runs)` : ''}`, failedBy: peerOnly(peer.id) });
           continue;
         }
         ctx.figure({ ...base, label: trouble ? `${label} (${trouble})` : label, value: median(values), range: spread(values) });
@@ -490,7 +492,8 @@ function recordFigures(ctx, runs, rounds) {
         };
         if (ratios.length === 0) {
           const missing = [[peer, mine], [ref, theirs]].filter(([, l]) => l.every((r) => r.value == null)).map(([p]) => peerLabel(p));
-          ctx.figure({ ...figure, value: null, error: `no run with both figures (${missing.join(' and ')} failed)` });
+          const oursFailed = mine.every((r) => r.value == null) && !peerOnly(peer);
+          ctx.figure({ ...figure, value: null, error: `no run with both figures (${missing.join(' and ')} failed)`, failedBy: oursFailed ? undefined : peerOnly(ref) });
         } else {
           ctx.figure({ ...figure, value: median(ratios), range: spread(ratios) });
         }
