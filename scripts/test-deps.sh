@@ -2,7 +2,7 @@
 # The real peers the device tests talk to, installed when missing (Debian):
 # the kernel's own tools (ip, ping, ss), curl, python3's http.server, netcat,
 # tcpdump (reads our pcap files), a C compiler (the SYN flooder), busybox's udhcpd/udhcpc (a stock DHCP server
-# and client), dnsmasq (the DNS server behind the gateway tests' host) and
+# and client, from busybox-static), dnsmasq (the DNS server behind the gateway tests' host) and
 # qemu-user with an arm64 runtime (the arm64 prebuild's smoke test) and slirp4netns
 # (the reference the slirp4netns-compatible command is tested against), and
 # qemu-system-x86 for the QEMU guest test.
@@ -24,7 +24,6 @@ command -v tcpdump >/dev/null || need+=(tcpdump)
 command -v ethtool >/dev/null || need+=(ethtool)
 # iptables: the loss tests drop frames at random on the kernel side (statistic match) where the kernel has no netem
 command -v iptables >/dev/null || need+=(iptables)
-command -v busybox >/dev/null || need+=(busybox)
 command -v python3 >/dev/null || need+=(python3)
 # test/synflood.test.ts compiles its raw-socket SYN flooder (test/support/synflood.c).
 command -v cc >/dev/null || need+=(gcc libc6-dev)
@@ -38,9 +37,12 @@ command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
 command -v conmon >/dev/null || need+=(conmon)
 [ -x /usr/libexec/podman/catatonit ] || command -v catatonit >/dev/null || need+=(catatonit)
-command -v slirp4netns >/dev/null || need+=(slirp4netns)
 command -v rootlesskit >/dev/null || need+=(rootlesskit)
 command -v newuidmap >/dev/null || need+=(uidmap)
+# busybox-static gives both the udhcpd/udhcpc the DHCP tests run and the
+# static binary the QEMU guest's initramfs needs; it conflicts with Debian's
+# dynamic busybox (asking apt for both fails on a fresh machine), and replaces
+# it where that is installed.
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 # vxlan.test.ts runs its own ovsdb-server and ovs-vswitchd (userspace datapath)
 # in a namespace; the package's own service must not start on this host.
