@@ -6,7 +6,7 @@
 // directory this file creates and removes; TCP only on 127.0.0.1.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -230,6 +230,11 @@ describe('StreamLink.listen (QEMU -netdev stream,server=off; socket_vmnet client
     await expect(StreamLink.listen({ path })).rejects.toMatchObject({
       code: 'EADDRINUSE', message: `StreamLink.listen: cannot listen at ${path}: another process listens there`,
     });
+    // A regular file where the socket should go is someone's data: refused, kept.
+    const notSocket = join(dir, 'notes.sock');
+    writeFileSync(notSocket, 'keep me');
+    await expect(StreamLink.listen({ path: notSocket })).rejects.toMatchObject({ code: 'EEXIST' });
+    expect(readFileSync(notSocket, 'utf8')).toBe('keep me');
     expect(() => StreamLink.listen({ path: '' })).toThrow(TypeError);
     expect(() => StreamLink.listen({ port: 70000 })).toThrow(/"port" option/);
     await expect(StreamLink.connect({ path: join(dir, 'nobody.sock') })).rejects.toMatchObject({ code: 'ENOENT' });

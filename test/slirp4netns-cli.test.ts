@@ -329,7 +329,7 @@ for (const [label, impl] of IMPLS) {
         const second = start(impl!, ['-c', '-r', '4', '--api-socket', sock, String(h2.pid), 'tap0']);
         expect(await second.exited).toBe(1);
         expect(second.stderr().trim().split('\n')).toHaveLength(1);
-        expect(second.stderr()).toMatch(/another instance is serving it/);
+        expect(second.stderr()).toMatch(/another process listens there/);
         expect(await tapGone(h2.pid!)).toBe(true);
         // The first still answers.
         expect(await api(sock, '{"execute":"list_hostfwd"}')).toEqual({ entries: [] });

@@ -20,8 +20,9 @@
  * far parse as JSON, whichever comes first (clients differ in whether they
  * shut down their write side).
  */
-import { lstatSync, rmSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { listenReplacingStale } from '../node/listen.js';
 import type { Forward, ForwardOptions, Gateway } from '../gateway/gateway.js';
 
 const MAX_REQUEST = 64 * 1024;
@@ -128,50 +129,13 @@ function failure(desc: string): Reply {
  */
 export async function serveApiSocket(path: string, api: HostForwardApi): Promise<{ close(): void }> {
   const server: Server = createServer({ allowHalfOpen: true }, (conn) => serveOne(conn, api));
-  const listen = () => new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => {
-      server.off('listening', onListening);
-      reject(err);
-    };
-    const onListening = () => {
-      server.off('error', onError);
-      resolve();
-    };
-    server.once('listening', onListening);
-    server.once('error', onError);
-    server.listen(path);
-  });
-  try {
-    await listen();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    if (!lstatSync(path, { throwIfNoEntry: false })?.isSocket()) {
-      throw Object.assign(new Error(`something that is not a socket is there; remove it or choose another path`), { code: 'EEXIST' });
-    }
-    if (await accepts(path)) {
-      throw Object.assign(new Error('another instance is serving it'), { code: 'EADDRINUSE' });
-    }
-    rmSync(path, { force: true });
-    await listen();
-  }
+  await listenReplacingStale(server, { path });
   return {
     close() {
       server.close();
       rmSync(path, { force: true });
     },
   };
-}
-
-/** Whether some process accepts connections on the Unix socket at path. */
-function accepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
 }
 
 function serveOne(conn: Socket, api: HostForwardApi): void {

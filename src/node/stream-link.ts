@@ -11,7 +11,7 @@
  * restarted), so the stack on it keeps its state.
  */
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { unlinkSync } from 'node:fs';
+import { listenReplacingStale } from './listen.js';
 import type { Duplex } from 'node:stream';
 import { checkMedium, checkMtu, ETHERNET_HEADER, LinkEmitter, type FrameReceiver, type Link, type Medium } from '../core/link.js';
 import { invalidOption } from '../core/errors.js';
@@ -140,7 +140,7 @@ export class StreamLink extends LinkEmitter implements Link {
    * 'up' when one connects and 'down' when it goes (the VM exited, or it
    * broke the framing), and then takes the next connection. A stale socket
    * file at `path` (nobody listening) is replaced; a live one is refused
-   * with EADDRINUSE. Frames sent while no peer is connected are dropped
+   * with EADDRINUSE, a file that is not a socket with EEXIST. Frames sent while no peer is connected are dropped
    * (counted in txDropped).
    */
   static listen(target: StreamTarget, options: StreamListenOptions = {}): Promise<StreamLink> {
@@ -157,33 +157,13 @@ export class StreamLink extends LinkEmitter implements Link {
     const server = createServer({ noDelay: true }, (socket) => link.#accept(socket));
     link.#server = server;
     link.#where = describe(t);
-    const listenOnce = () => new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => {
-        server.off('listening', onListening);
-        reject(err);
-      };
-      const onListening = () => {
-        server.off('error', onError);
-        resolve();
-      };
-      server.once('error', onError);
-      server.once('listening', onListening);
-      if ('path' in t) server.listen(t.path);
-      else server.listen(t.port, t.host ?? '127.0.0.1');
-    });
     try {
-      try {
-        await listenOnce();
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || !('path' in t) || !(await isStale(t.path))) throw err;
-        unlinkSync(t.path); // a socket file left by a process that is gone
-        await listenOnce();
-      }
+      await listenReplacingStale(server, t);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       link.#server = null;
       link.#closed = true;
-      const why = e.code === 'EADDRINUSE' ? 'another process listens there' : e.message;
+      const why = e.code === 'EADDRINUSE' && !('path' in t) ? 'another process listens there' : e.message;
       throw Object.assign(new Error(`StreamLink.listen: cannot listen at ${describe(t)}: ${why}`), { code: e.code, cause: e });
     }
     server.on('error', (err) => link.#fail(err));
@@ -335,16 +315,4 @@ export class StreamLink extends LinkEmitter implements Link {
     stream?.destroy();
     this.finish('local');
   }
-}
-
-/** Whether a unix socket path has nobody listening (a connect is refused). */
-function isStale(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = netConnect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(false);
-    });
-    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
 }
