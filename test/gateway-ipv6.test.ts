@@ -254,7 +254,7 @@ describe.skipIf(!hasHostIPv6)('gateway over IPv6 (an lwIP sandbox configured by 
     expect(gw.metrics().tcpRefused).toBe(1);
     const t0 = performance.now();
     expect(await connect('2001:db8::1', 443)).toBe('ECONNREFUSED');
-    expect(performance.now() - t0).toBeLessThan(100);
+    expect(performance.now() - t0).toBeLessThan(900); // the first SYN answered: below the 1 s SYN retransmission
     expect(gw.metrics().denied).toBe(1);
     const denied: unknown[] = [];
     gw.on('denied', (d) => denied.push(d));

@@ -22,6 +22,13 @@ import {
 } from './support/topology.js';
 import { udhcpcScript } from './support/udhcpc.js';
 
+/**
+ * "Refused at once" means the first SYN was answered: below the client's
+ * 1 s SYN retransmission. (A 100 ms bound failed at 159 ms on a machine
+ * loaded to 10; the refusal itself takes a few ms.)
+ */
+const FIRST_SYN_MS = 900;
+
 const PEER = new URL('./support/peer.mjs', import.meta.url).pathname;
 
 const skip = deviceTestsUnavailable() ?? (existsSync('/usr/sbin/dnsmasq') ? null : 'dnsmasq is not installed (apt-get install dnsmasq-base)');
@@ -171,7 +178,7 @@ describe.skipIf(skip)('tcpip-ts gateway in a closed world of namespaces (root)',
     // The deny refuses at once what the internet namespace would serve.
     const r = await timeConnect(INTERNET_ADDRESS6, 2222);
     expect(r).toMatchObject({ ok: false, code: 'ECONNREFUSED' });
-    expect(r.ms).toBeLessThan(100);
+    expect(r.ms).toBeLessThan(FIRST_SYN_MS);
     expect(await timeConnect(INTERNET_ADDRESS6, 80)).toMatchObject({ ok: true });
     // No route from the host namespace (the host socket's connect fails at
     // once, nothing is sent): ICMPv6 address unreachable, not a timeout.
@@ -190,7 +197,7 @@ describe.skipIf(skip)('tcpip-ts gateway in a closed world of namespaces (root)',
     const off = await gateway([]);
     const refused = await timeConnect('10.0.2.2', 8080);
     expect(refused).toMatchObject({ ok: false, code: 'ECONNREFUSED' });
-    expect(refused.ms).toBeLessThan(100);
+    expect(refused.ms).toBeLessThan(FIRST_SYN_MS);
     await expect(curl('http://10.0.2.2:8080/')).rejects.toMatchObject({ code: 7 }); // curl: couldn't connect
     expect(await curl(`http://${INTERNET_ADDRESS}/`)).toContain('internet');
     expect(await off.stop()).toEqual({ code: 0, signal: null });
@@ -260,13 +267,13 @@ describe.skipIf(skip)('tcpip-ts gateway in a closed world of namespaces (root)',
     expect(existsSync(sock)).toBe(false);
   }, 60_000);
 
-  it('policy: a denied CIDR and a denied port are refused within 100 ms; 169.254.169.254 only with an explicit allow', async () => {
+  it('policy: a denied CIDR and a denied port are refused at the first SYN; 169.254.169.254 only with an explicit allow', async () => {
     await gateway(['--deny', `${INTERNET_EXTRA[1]}/32`, '--deny', 'tcp:*:2222']);
     // Both would answer (the internet namespace serves them): the gateway refuses.
     for (const [host, port] of [[INTERNET_EXTRA[1]!, 80], [INTERNET_ADDRESS, 2222], [METADATA_ADDRESS, 80]] as const) {
       const r = await timeConnect(host, port);
       expect(r, `${host}:${port}`).toMatchObject({ ok: false, code: 'ECONNREFUSED' });
-      expect(r.ms, `${host}:${port}`).toBeLessThan(100);
+      expect(r.ms, `${host}:${port}`).toBeLessThan(FIRST_SYN_MS);
     }
     expect(await timeConnect(INTERNET_ADDRESS, 80)).toMatchObject({ ok: true });
     await cleanup.pop()!();
