@@ -14,7 +14,7 @@
       "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
       "conditions": [
         ["OS=='linux'", {
-          "sources": ["src/tap_linux.c", "src/ping_socket.c", "src/confine_linux.c"]
+          "sources": ["src/tap_linux.c", "src/ping_socket.c", "src/confine_linux.c", "src/udp_gso.c"]
         }],
         ["OS=='mac'", {
           "sources": ["src/vmnet_darwin.c"],

@@ -82,6 +82,51 @@ describe('VXLAN link (state machine)', () => {
     expect(() => new VxlanLink(transport, { vni: 1, remotes: ['nope'] })).toThrow(/"address"/);
   });
 
+  it('with a GSO transport, packets to one VTEP go out in runs of equal size (the last may be shorter), in order, one flush per burst', async () => {
+    const runs: { packets: Uint8Array[]; segment: number; address: string }[] = [];
+    let accept = true;
+    const { sent, transport } = recorder();
+    transport.sendSegments = (buffer, length, segment, address) => {
+      if (!accept) return false;
+      const packets: Uint8Array[] = [];
+      for (let at = 0; at < length; at += segment) packets.push(buffer.slice(at, Math.min(length, at + segment)));
+      runs.push({ packets, segment, address });
+      return true;
+    };
+    const link = new VxlanLink(transport, { vni: 42, remotes: ['192.0.2.1'] });
+    link.fdb.add({ mac: '02:00:00:00:00:02', address: '192.0.2.2' });
+    const sized = (n: number, id: number) => {
+      const f = buildEthernetFrame({ dst: parseMac('02:00:00:00:00:02')!, src: parseMac('02:00:00:00:00:01')!, etherType: 0x88b5 }, new Uint8Array(n - 14));
+      f[14] = id;
+      return f;
+    };
+    // Three full frames, a short one (ends the run), a full one (a new run).
+    for (const [n, id] of [[1464, 1], [1464, 2], [1464, 3], [600, 4], [1464, 5]] as const) link.send(sized(n, id));
+    link.flush();
+    expect(runs.map((r) => [r.segment, r.packets.map((p) => p[8 + 14])])).toEqual([[1472, [1, 2, 3, 4]], [1472, [5]]]);
+    expect(runs[0]!.packets.map((p) => p.length)).toEqual([1472, 1472, 1472, 608]);
+    expect([...runs[0]!.packets[3]!.subarray(0, 8)]).toEqual([8, 0, 0, 0, 0, 0, 42, 0]);
+    // Another destination ends the run; a broadcast goes to the remotes on its own.
+    runs.length = 0;
+    link.send(sized(1464, 6));
+    link.send(frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01'));
+    link.send(sized(1464, 7));
+    // No flush(): the end of the job sends what waits (a microtask).
+    await Promise.resolve();
+    expect(runs.map((r) => [r.address, r.packets.length])).toEqual([['192.0.2.2', 1], ['192.0.2.1', 1], ['192.0.2.2', 1]]);
+    // At most 64 packets a run; refused runs go out one by one, in order.
+    runs.length = 0;
+    for (let i = 0; i < 100; i++) link.send(sized(1464, i));
+    link.flush();
+    expect(runs.map((r) => r.packets.length)).toEqual([44, 44, 12]);
+    accept = false;
+    sent.length = 0;
+    for (let i = 0; i < 3; i++) link.send(sized(1464, i));
+    link.flush();
+    expect(sent.map((x) => [x.address, x.packet.length, x.packet[8 + 14]])).toEqual([['192.0.2.2', 1472, 0], ['192.0.2.2', 1472, 1], ['192.0.2.2', 1472, 2]]);
+    expect(link.counters.framesSent).toBe(5 + 3 + 100 + 3);
+  });
+
   it('two stacks on VXLAN links over loopback UDP: ping and TCP with sha256', async () => {
     const port = 20_000 + Math.floor(Math.random() * 30_000);
     const la = await openVxlan({ vni: 7, local: '127.0.0.1', port, remotes: ['127.0.0.2'] });
@@ -191,6 +236,9 @@ async function kernelPeer(ns: Netns, args: string[]) {
       const fdb = await ns.exec('bridge', ['fdb', 'show', 'dev', 'vx0']);
       expect(fdb).toMatch(new RegExp(`02:00:00:00:42:02 dst ${root.replace(/\./g, '\\.')} `));
       expect(link.fdb.list()).toContainEqual(expect.objectContaining({ mac: vx0.address, address: inside, static: false }));
+      // The bulk went out in GSO runs (the kernel cut them apart).
+      expect(link.socketCounters.gso).toBe(true);
+      expect(link.socketCounters.gsoPackets).toBeGreaterThan(link.socketCounters.gsoSends * 4);
     }, 90_000);
   }
 

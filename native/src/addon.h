@@ -10,6 +10,7 @@ napi_value unix_dgram_init(napi_env env, napi_value exports);
 #ifdef __linux__
 napi_value tap_init(napi_env env, napi_value exports);
 napi_value confine_init(napi_env env, napi_value exports);
+napi_value udp_gso_init(napi_env env, napi_value exports);
 extern const nc_class ping_socket_class;
 #endif
 #ifdef __APPLE__

@@ -37,8 +37,23 @@ export interface VxlanTransport {
   send(packet: Uint8Array, address: string, port: number): void;
   /** A buffer for one outgoing packet (Node: Buffer.allocUnsafe). Default a Uint8Array. */
   alloc?(size: number): Uint8Array;
+  /**
+   * Optional: sends the packets laid end to end in buffer[0, length), each
+   * `segmentSize` bytes but the last (which may be shorter), to
+   * address:port in one go (UDP GSO), copying them before it returns. False
+   * when it could not; the link then sends them one by one with send().
+   */
+  sendSegments?(buffer: Uint8Array, length: number, segmentSize: number, address: string, port: number): boolean;
   close(): void;
 }
+
+/**
+ * Most packets in one sendSegments() call, and most bytes: the kernel takes
+ * at most 64 segments (UDP_MAX_SEGMENTS before Linux 6.3) in one datagram
+ * of at most 64 KiB less the IP and UDP headers.
+ */
+const RUN_MAX_PACKETS = 64;
+const RUN_MAX_BYTES = 65_000;
 
 export interface VxlanLinkOptions {
   /** The VXLAN network identifier, 0 to 16777215. Required. */
@@ -137,6 +152,22 @@ export class VxlanLink implements Link {
   #floodBuilt = 0;
   #receive: FrameReceiver | null = null;
   #closed = false;
+  /**
+   * With a transport that has sendSegments: packets to one VTEP, end to end,
+   * waiting for flush() (or the end of this job, from a microtask). A run has
+   * one destination and one packet size; a shorter packet ends it.
+   */
+  #run: Uint8Array | null = null;
+  #runUsed = 0;
+  #runCount = 0;
+  #runSegment = 0;
+  #runAddress = '';
+  #runPort = 0;
+  #runFlushQueued = false;
+  readonly #flushRun = (): void => {
+    this.#runFlushQueued = false;
+    this.flush();
+  };
 
   constructor(transport: VxlanTransport, options: VxlanLinkOptions) {
     if (options === null || typeof options !== 'object') throw invalidOption('options', 'an object', options);
@@ -269,12 +300,55 @@ export class VxlanLink implements Link {
   }
 
   #emit(frame: Uint8Array, address: string, port: number): void {
-    const packet = this.#transport.alloc?.(VXLAN_HEADER + frame.length) ?? new Uint8Array(VXLAN_HEADER + frame.length);
-    emitVxlanHeader(this.vni, packet, 0);
-    packet.set(frame, VXLAN_HEADER);
     this.counters.framesSent++;
     this.counters.bytesSent += frame.length;
+    const size = VXLAN_HEADER + frame.length;
+    if (this.#transport.sendSegments) {
+      if (this.#runCount > 0 && (address !== this.#runAddress || port !== this.#runPort || size > this.#runSegment
+        || this.#runUsed < this.#runCount * this.#runSegment || this.#runUsed + size > RUN_MAX_BYTES || this.#runCount >= RUN_MAX_PACKETS)) {
+        this.flush();
+      }
+      const run = (this.#run ??= new Uint8Array(RUN_MAX_BYTES));
+      if (this.#runCount === 0) {
+        this.#runAddress = address;
+        this.#runPort = port;
+        this.#runSegment = size;
+        if (!this.#runFlushQueued) {
+          this.#runFlushQueued = true;
+          queueMicrotask(this.#flushRun);
+        }
+      }
+      emitVxlanHeader(this.vni, run, this.#runUsed);
+      run.set(frame, this.#runUsed + VXLAN_HEADER);
+      this.#runUsed += size;
+      this.#runCount++;
+      return;
+    }
+    const packet = this.#transport.alloc?.(size) ?? new Uint8Array(size);
+    emitVxlanHeader(this.vni, packet, 0);
+    packet.set(frame, VXLAN_HEADER);
     this.#transport.send(packet, address, port);
+  }
+
+  /** Sends the packets waiting in the run (the stack or switch calls this after a burst of send()s). */
+  flush(): void {
+    const count = this.#runCount;
+    if (count === 0) return;
+    const run = this.#run!;
+    const used = this.#runUsed;
+    const segment = this.#runSegment;
+    this.#runCount = 0;
+    this.#runUsed = 0;
+    if (this.#closed) return;
+    // (A transport may drop sendSegments for good when GSO turns out not to work.)
+    if (this.#transport.sendSegments?.(run, used, segment, this.#runAddress, this.#runPort)) return;
+    // One by one, each a copy the transport keeps (its queue, when full).
+    for (let at = 0; at < used; at += segment) {
+      const end = Math.min(used, at + segment);
+      const packet = this.#transport.alloc?.(end - at) ?? new Uint8Array(end - at);
+      packet.set(run.subarray(at, end));
+      this.#transport.send(packet, this.#runAddress, this.#runPort);
+    }
   }
 
   /** A UDP payload from `address` (the transport calls this; the bytes need only be valid during the call). */
@@ -323,6 +397,7 @@ export class VxlanLink implements Link {
 
   close(): void {
     if (this.#closed) return;
+    this.flush();
     this.#closed = true;
     this.#receive = null;
     this.#transport.close();

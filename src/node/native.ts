@@ -52,6 +52,17 @@ export interface NativeAddon {
   PingSocket?: PingSocketConstructor;
   /** The primitives confine.ts applies; present on Linux only. */
   confinement?: NativeConfinement;
+  /**
+   * Sends buffer[0, length) to address:port on the UDP socket `fd` (one
+   * someone else owns, e.g. Node's dgram) as datagrams of `segmentSize`
+   * bytes, the last possibly shorter, in one sendmsg() with UDP_SEGMENT
+   * (Linux 4.18+ GSO; one datagram needs no segmentation). `address` is a
+   * bare IPv4 or IPv6 literal. Returns 0, or the errno of a failure (EAGAIN
+   * a full socket buffer, EIO a route without checksum offload, EINVAL or
+   * ENOPROTOOPT no GSO, EAFNOSUPPORT an address that is not a bare literal):
+   * failures are data-path events for the caller. Present on Linux only.
+   */
+  udpSendSegments?(fd: number, buffer: Uint8Array, length: number, segmentSize: number, address: string, port: number): number;
 }
 
 /**
@@ -626,6 +637,7 @@ function checked(raw: RawAddon): NativeAddon {
     },
     FrameDevice,
   };
+  if (raw.udpSendSegments) addon.udpSendSegments = raw.udpSendSegments;
   if (raw.VmnetInterface) addon.VmnetInterface = checkedVmnet(raw.VmnetInterface);
   if (raw.PingSocket) addon.PingSocket = checkedPingSocket(raw.PingSocket);
   if (raw.sandbox && raw.seccompDeny && raw.setNoNewPrivs && raw.syscallNumbers) {
