@@ -103,8 +103,8 @@ async function connected() {
 }
 
 describe('loss recovery on a manual clock', () => {
-  it('a two-segment tail whose ACKs are lost is answered by one tail loss probe, not a retransmission timeout', async () => {
-    const { clock, a, wb, client, received, until } = await connected();
+  it('a two-segment tail whose ACKs are lost is answered by one tail loss probe (the last segment, then the first), not a retransmission timeout', async () => {
+    const { clock, a, wa, wb, client, received, until } = await connected();
     const before = a.stats().tcpLoss;
     // Drop what B sends for the next 2 ms: the ACKs of the two segments
     // below. The probe, due 2 x SRTT + 2 ms after them, is answered.
@@ -120,6 +120,12 @@ describe('loss recovery on a manual clock', () => {
     expect(wb.dropped).toBeGreaterThan(0);
     expect(after.probes - before.probes).toBe(1);
     expect(after.timeouts - before.timeouts).toBe(0);
+    // The probe: the last segment again, then the first (a duplicate the
+    // receiver ACKs at once, whether or not the last had arrived).
+    const data = wa.sent.filter((s) => s.at >= start && s.len > 0);
+    expect(data.length).toBe(4);
+    expect(data[2]!.at).toBeGreaterThan(start);
+    expect([data[2]!.seq, data[3]!.seq]).toEqual([data[1]!.seq, data[0]!.seq]);
   });
 
   it('the lost delayed ACK of a lone segment brings a probe at the RTO\'s time, not a timeout that would shrink the window', async () => {
