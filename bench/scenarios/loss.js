@@ -1,11 +1,16 @@
 // TCP throughput under random loss: 0.1 %, 1 % and 5 % of frames dropped
-// both ways, at MTU 1500 and 65520, for
+// both ways (and none, the bound the others are measured against), at MTU
+// 1500 and 65520, for
 //   - kernel ↔ tcpip-ts over a TAP in a namespace made for the run, the loss
 //     applied on the kernel side (netem when the kernel has it; otherwise
 //     iptables' statistic match, which drops at random the same way but
 //     cannot delay or reorder);
 //   - Linux ↔ Linux over a veth pair between two namespaces, the same loss
-//     on one end: the reference (target: tcpip-ts ≥ 0.5 × Linux);
+//     on one end: the reference (target: tcpip-ts ≥ 0.5 × Linux). A veth
+//     keeps its segmentation offloads, so the loss falls on 64 KiB
+//     super-packets, not 1500-byte frames as on a TAP without offloads: at
+//     MTU 1500 two more rows compare like with like, Linux with offloads
+//     off (TSO, GSO, GRO) and tcpip-ts on a TAP with `offload: true`;
 //   - two stacks in this process over a cable that drops frames (seeded).
 // Each run moves data one way for a fixed time and counts what arrived, so a
 // slow case costs seconds, not minutes. Needs root for the first two.
@@ -13,7 +18,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createCable, createStack, openTap } from '../../dist/index.js';
 
-const RATES = [0.001, 0.01, 0.05];
+const RATES = [0, 0.001, 0.01, 0.05];
 const MTUS = [1500, 65520];
 
 // The kernel peer: `send` writes until killed; `receive SECONDS` counts
@@ -90,12 +95,12 @@ function startPeer(ns, args) {
 const mbit = (bytes, seconds) => (bytes * 8) / seconds / 1e6;
 
 /** The stack on a TAP, the kernel peer in the namespace; returns Mbit/s. */
-async function kernelStack(mtu, rate, direction, seconds) {
+async function kernelStack(mtu, rate, direction, seconds, offload = false) {
   const ns = `tt-loss-${process.pid}`;
   sh('ip', 'netns', 'add', ns);
   const stack = createStack();
   try {
-    const tap = openTap({ name: 'tt0', netns: `/run/netns/${ns}`, mtu });
+    const tap = openTap({ name: 'tt0', netns: `/run/netns/${ns}`, mtu, offload });
     sh('ip', '-n', ns, 'addr', 'add', '10.77.0.1/24', 'dev', 'tt0');
     stack.addInterface({ link: tap, ipv4: '10.77.0.2/24' });
     addLoss(ns, 'tt0', rate);
@@ -131,8 +136,8 @@ async function kernelStack(mtu, rate, direction, seconds) {
   }
 }
 
-/** Linux ↔ Linux over a veth, the loss on one end as for the TAP. */
-async function linuxLinux(mtu, rate, seconds) {
+/** Linux ↔ Linux over a veth, the loss on one end as for the TAP; `offloads` false turns TSO, GSO and GRO off on both ends. */
+async function linuxLinux(mtu, rate, seconds, offloads = true) {
   const a = `tt-loss-a-${process.pid}`;
   const b = `tt-loss-b-${process.pid}`;
   sh('ip', 'netns', 'add', a);
@@ -143,6 +148,10 @@ async function linuxLinux(mtu, rate, seconds) {
     sh('ip', '-n', b, 'addr', 'add', '10.78.0.2/24', 'dev', 'v1');
     sh('ip', '-n', a, 'link', 'set', 'v0', 'up');
     sh('ip', '-n', b, 'link', 'set', 'v1', 'up');
+    if (!offloads) {
+      sh('ip', 'netns', 'exec', a, 'ethtool', '-K', 'v0', 'tso', 'off', 'gso', 'off', 'gro', 'off');
+      sh('ip', 'netns', 'exec', b, 'ethtool', '-K', 'v1', 'tso', 'off', 'gso', 'off', 'gro', 'off');
+    }
     addLoss(a, 'v0', rate);
     const server = startPeer(a, ['receive', String(seconds)]);
     try {
@@ -211,7 +220,7 @@ const pct = (rate) => `${rate * 100} %`;
 export default {
   name: 'loss',
   title: 'TCP under random loss',
-  description: 'Bulk TCP at 0.1, 1 and 5 % frame loss both ways, MTU 1500 and 65520: kernel ↔ tcpip-ts over a TAP (each direction), Linux ↔ Linux over a veth (the reference; target tcpip-ts ≥ 0.5 × Linux), and two stacks in process over a lossy cable. Needs root for the kernel rows.',
+  description: 'Bulk TCP at 0, 0.1, 1 and 5 % frame loss both ways, MTU 1500 and 65520: kernel ↔ tcpip-ts over a TAP (each direction), Linux ↔ Linux over a veth (the reference; target tcpip-ts ≥ 0.5 × Linux), at MTU 1500 also Linux with offloads off and tcpip-ts on a TAP with offload (like with like), and two stacks in process over a lossy cable. Needs root for the kernel rows.',
   async run(ctx) {
     const seconds = ctx.quick ? 2 : 5;
     const root = process.getuid?.() === 0;
@@ -231,6 +240,17 @@ export default {
             const target = linux?.value ? { op: '>=', value: +(linux.value * 0.5).toFixed(1) } : undefined;
             await ctx.measure({ label: `${name}, ${at}`, doing: `${seconds} s`, group: `MTU ${mtu}`, unit: 'Mbit/s', target }, async () => ({
               id: `tap-${direction}-${id}`, label: `${name} over TAP, ${at}`, chartLabel: `${name}, ${pct(rate)}`, unit: 'Mbit/s', target, value: await kernelStack(mtu, rate, direction, seconds),
+            }));
+          }
+          if (mtu === 1500) {
+            // Like with like: both with segmentation offloads, or both without.
+            const plain = { label: `Linux ↔ Linux, offloads off, ${at}`, doing: `${seconds} s`, group: `MTU ${mtu}`, unit: 'Mbit/s' };
+            await ctx.measure(plain, async () => ({
+              id: `linux-nooffload-${id}`, label: `Linux → Linux over veth, offloads off, ${at}`, chartLabel: `Linux no offloads, ${pct(rate)}`, unit: 'Mbit/s', value: await linuxLinux(mtu, rate, seconds, false),
+            }));
+            const target = linux?.value ? { op: '>=', value: +(linux.value * 0.5).toFixed(1) } : undefined;
+            await ctx.measure({ label: `tcpip-ts → kernel, TAP offload, ${at}`, doing: `${seconds} s`, group: `MTU ${mtu}`, unit: 'Mbit/s', target }, async () => ({
+              id: `tap-offload-stack-${id}`, label: `tcpip-ts → kernel over TAP with offload, ${at}`, chartLabel: `tcpip-ts → kernel offload, ${pct(rate)}`, unit: 'Mbit/s', target, value: await kernelStack(mtu, rate, 'stack', seconds, true),
             }));
           }
         }
