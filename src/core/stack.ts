@@ -107,6 +107,8 @@ export interface StackStats {
   memoryTight: boolean;
   /** SYN cookies sent (a listener's backlog was full), ACKs they completed into connections, and ACKs to a listener that carried no valid cookie. */
   synCookies: { sent: number; accepted: number; rejected: number };
+  /** TIME-WAIT connections that a new SYN for the same 4-tuple reopened (RFC 6191: its sequence number was above the old connection's). */
+  timeWaitReopened: number;
 }
 
 export interface TcpLossCounters {
@@ -1204,6 +1206,7 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
         accepted: s.run((x) => x.tt_syncookie_counter(1)),
         rejected: s.run((x) => x.tt_syncookie_counter(2)),
       },
+      timeWaitReopened: s.run((x) => x.tt_tcp_timewait_reopened()),
     };
   }
 
