@@ -48,13 +48,14 @@ int tt_syncookie_check(const struct ip_addr *local_ip, const struct ip_addr *rem
                        unsigned short remote_port, unsigned int peer_isn, unsigned int our_isn,
                        struct tt_syncookie *out);
 /* RFC 6191 TIME-WAIT reopening (src/tcp_timewait.c), asked by lwIP's
- * tcp_input (wasm/patches/210-*) and the gateway's SYN hook. th is the
- * segment's TCP header with len contiguous bytes (header and options). */
-struct tcp_hdr;
-int tt_tcp_timewait_takes_syn(const struct tcp_pcb *tw, const struct tcp_hdr *th, unsigned short len);
-/* Whether th is a bare SYN with a newer timestamp than tw's TS.Recent
+ * tcp_input (wasm/patches/210-*) and the gateway's SYN hook about a segment
+ * with these flags, sequence number (host order) and TCP options. */
+int tt_tcp_timewait_takes_syn(const struct tcp_pcb *tw, unsigned char flags, unsigned int seqno,
+                              const unsigned char *options, unsigned short options_len);
+/* Whether it is a bare SYN with a newer timestamp than tw's TS.Recent
  * (RFC 6191's own test, which the gateway also takes: src/glue_gateway.c). */
-int tt_tcp_timewait_newer_ts(const struct tcp_pcb *tw, const struct tcp_hdr *th, unsigned short len);
+int tt_tcp_timewait_newer_ts(const struct tcp_pcb *tw, unsigned char flags, const unsigned char *options,
+                             unsigned short options_len);
 /* Frees tw, whose 4-tuple a new SYN reopens; returns its SND.NXT. */
 unsigned int tt_tcp_timewait_reopen(struct tcp_pcb *tw);
 int tt_syn_tsval(const unsigned char *options, unsigned int options_len, unsigned int *tsval);

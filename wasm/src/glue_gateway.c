@@ -242,15 +242,18 @@ static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
    * ends the TIME_WAIT as the listener takes the fed SYN (patch 210). */
   struct tcp_pcb *a = tt_tcp_lookup(ip_current_dest_addr(), lwip_ntohs(th->dest), ip_current_src_addr(),
                                     lwip_ntohs(th->src), netif_get_index(inp));
-  uint16_t th_len = (uint16_t)(p->len - hlen);
-  if (a != NULL && a->state == TIME_WAIT && !tt_tcp_timewait_takes_syn(a, th, th_len)) {
+  const u8_t *options = (const u8_t *)th + TCP_HLEN;
+  uint16_t options_len = (uint16_t)LWIP_MIN(TCPH_HDRLEN_BYTES(th), p->len - hlen);
+  options_len = options_len > TCP_HLEN ? (uint16_t)(options_len - TCP_HLEN) : 0;
+  u8_t flags = (u8_t)TCPH_FLAGS(th);
+  if (a != NULL && a->state == TIME_WAIT && !tt_tcp_timewait_takes_syn(a, flags, lwip_ntohl(th->seqno), options, options_len)) {
     /* RFC 6191 also reopens for a newer timestamp whatever the sequence
      * number, which lwIP alone does not (it lacks PAWS to keep the old
      * connection's duplicates out). The gateway does: on the sandbox's own
      * link nothing of the closed connection is still in flight when the
      * sandbox, which owns its ports, sends a new SYN (one that ran a
      * transfer faster than its ISN clock ends below RCV.NXT). */
-    if (!tt_tcp_timewait_newer_ts(a, th, th_len)) return 0;
+    if (!tt_tcp_timewait_newer_ts(a, flags, options, options_len)) return 0;
     tcp_abort(a); /* TIME_WAIT: removed and freed, no RST */
     a = NULL;
   }

@@ -24,33 +24,32 @@
 
 static uint32_t reopened;
 
-/* The TSval of th's timestamp option, when tw and th both use timestamps. */
-static int syn_tsval(const struct tcp_pcb *tw, const struct tcp_hdr *th, unsigned short len, u32_t *tsval) {
+/* The TSval of a SYN's timestamp option, when tw and the SYN both use timestamps. */
+static int syn_tsval(const struct tcp_pcb *tw, const u8_t *options, u16_t options_len, u32_t *tsval) {
 #if LWIP_TCP_TIMESTAMPS
-  u16_t hlen = (u16_t)TCPH_HDRLEN_BYTES(th);
-  return (tw->flags & TF_TIMESTAMP) && hlen > TCP_HLEN && hlen <= len &&
-         tt_syn_tsval((const u8_t *)th + TCP_HLEN, hlen - TCP_HLEN, tsval);
+  return (tw->flags & TF_TIMESTAMP) && tt_syn_tsval(options, options_len, tsval);
 #else
   return 0;
 #endif
 }
 
-int tt_tcp_timewait_takes_syn(const struct tcp_pcb *tw, const struct tcp_hdr *th, unsigned short len) {
-  if (tw->state != TIME_WAIT || len < TCP_HLEN) return 0;
-  /* A bare SYN: with ACK it belongs to a connection, with RST or FIN it
-   * is not a connection request (Linux asks the same). */
-  if ((TCPH_FLAGS(th) & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) != TCP_SYN) return 0;
-  if (!TCP_SEQ_GT(lwip_ntohl(th->seqno), tw->rcv_nxt)) return 0;
-  u32_t tsval;
-  /* Timestamps compare modulo 2^32 as sequence numbers do. */
-  return !syn_tsval(tw, th, len, &tsval) || !TCP_SEQ_LT(tsval, tw->ts_recent);
+/* A bare SYN: with ACK it belongs to a connection, with RST or FIN it is
+ * not a connection request (Linux asks the same). */
+static int bare_syn(const struct tcp_pcb *tw, u8_t flags) {
+  return tw->state == TIME_WAIT && (flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) == TCP_SYN;
 }
 
-int tt_tcp_timewait_newer_ts(const struct tcp_pcb *tw, const struct tcp_hdr *th, unsigned short len) {
+int tt_tcp_timewait_takes_syn(const struct tcp_pcb *tw, u8_t flags, u32_t seqno, const u8_t *options,
+                              u16_t options_len) {
+  if (!bare_syn(tw, flags) || !TCP_SEQ_GT(seqno, tw->rcv_nxt)) return 0;
   u32_t tsval;
-  return tw->state == TIME_WAIT && len >= TCP_HLEN &&
-         (TCPH_FLAGS(th) & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) == TCP_SYN && syn_tsval(tw, th, len, &tsval) &&
-         TCP_SEQ_GT(tsval, tw->ts_recent);
+  /* Timestamps compare modulo 2^32 as sequence numbers do. */
+  return !syn_tsval(tw, options, options_len, &tsval) || !TCP_SEQ_LT(tsval, tw->ts_recent);
+}
+
+int tt_tcp_timewait_newer_ts(const struct tcp_pcb *tw, u8_t flags, const u8_t *options, u16_t options_len) {
+  u32_t tsval;
+  return bare_syn(tw, flags) && syn_tsval(tw, options, options_len, &tsval) && TCP_SEQ_GT(tsval, tw->ts_recent);
 }
 
 unsigned int tt_tcp_timewait_reopen(struct tcp_pcb *tw) {
