@@ -90,6 +90,8 @@ export interface WasmExports {
   tt_tcp_set_cc(cc: number): void;
   /** Writes 6 u32s: timeouts, recoveries, retransmits, probes, sacked, reneged. */
   tt_tcp_loss_stats(out: Ptr): void;
+  /** TIME-WAIT connections a new SYN reopened (RFC 6191, tcp_timewait.c). */
+  tt_tcp_timewait_reopened(): number;
   // UDP and raw
   tt_udp_new(family: number, id: number): Handle;
   tt_udp_bind(pcb: Handle): number;
@@ -130,7 +132,7 @@ export const EXPORT_ARITY: { readonly [K in Exclude<keyof WasmExports, 'memory' 
   tt_tcp_output: 1, tt_tcp_sndbuf: 1, tt_tcp_recved: 2, tt_tcp_shutdown_write: 1, tt_tcp_close: 1,
   tt_tcp_abort: 1, tt_tcp_addresses: 1, tt_tcp_set_nodelay: 2, tt_tcp_set_keepalive: 5, tt_tcp_state: 1,
   tt_syncookie_counter: 1, tt_mem_set_budget: 1, tt_mem_in_use: 0, tt_mem_tight: 0,
-  tt_tcp_set_cc: 1, tt_tcp_loss_stats: 1,
+  tt_tcp_set_cc: 1, tt_tcp_loss_stats: 1, tt_tcp_timewait_reopened: 0,
   tt_udp_new: 2, tt_udp_bind: 1, tt_udp_local: 1, tt_udp_sendto: 3, tt_udp_remove: 1, tt_udp_bind_netif: 2,
   tt_raw_new: 3, tt_raw_sendto: 3, tt_raw_remove: 1,
   tt_dns_set_server: 1, tt_dns_get_server: 1, tt_dns_lookup: 3,

@@ -34,6 +34,7 @@ void tt_tcp_lookup_remove(struct tcp_pcb **list, struct tcp_pcb *pcb);
 struct tcp_pcb *tt_tcp_lookup(const struct ip_addr *local_ip, unsigned short local_port,
                               const struct ip_addr *remote_ip, unsigned short remote_port,
                               unsigned char netif_idx);
+unsigned int tt_tcp_lookup_time_wait_count(void);
 /* SYN cookies (src/syncookie.c): what a valid cookie says the SYN asked for. */
 struct tt_syncookie {
   unsigned short mss;
@@ -46,6 +47,18 @@ void tt_syncookie_send(struct netif *inp, const struct ip_addr *local_ip, const 
 int tt_syncookie_check(const struct ip_addr *local_ip, const struct ip_addr *remote_ip, unsigned short local_port,
                        unsigned short remote_port, unsigned int peer_isn, unsigned int our_isn,
                        struct tt_syncookie *out);
+/* RFC 6191 TIME-WAIT reopening (src/tcp_timewait.c), asked by lwIP's
+ * tcp_input (wasm/patches/210-*) and the gateway's SYN hook about a segment
+ * with these flags, sequence number (host order) and TCP options. */
+int tt_tcp_timewait_takes_syn(const struct tcp_pcb *tw, unsigned char flags, unsigned int seqno,
+                              const unsigned char *options, unsigned short options_len);
+/* Whether it is a bare SYN with a newer timestamp than tw's TS.Recent
+ * (RFC 6191's own test, which the gateway also takes: src/glue_gateway.c). */
+int tt_tcp_timewait_newer_ts(const struct tcp_pcb *tw, unsigned char flags, const unsigned char *options,
+                             unsigned short options_len);
+/* Frees tw, whose 4-tuple a new SYN reopens; returns its SND.NXT. */
+unsigned int tt_tcp_timewait_reopen(struct tcp_pcb *tw);
+int tt_syn_tsval(const unsigned char *options, unsigned int options_len, unsigned int *tsval);
 /* Nonzero when the stack is at its memory budget (src/malloc.c): new
  * connections are refused until memory drains. */
 int tt_mem_tight(void);

@@ -155,7 +155,7 @@ static uint16_t header_length(struct pbuf *p) {
 /* The input netif of a packet in a raw callback. */
 static struct netif *input_netif(void) { return ip_current_input_netif(); }
 
-/* TIME_WAIT connections a gateway keeps at most (see on_tcp). */
+/* TIME_WAIT connections a gateway keeps at most (see trim_time_wait). */
 #define GW_MAX_TIME_WAIT 4096
 
 /* Set while tt_gw_tcp_accept feeds an accepted SYN back into lwIP. */
@@ -178,10 +178,20 @@ int tt_gw_listens(u16_t local_port) {
   return 0;
 }
 
-/* Whether pcb is the connection of the segment being input (header th). */
-static int is_current_flow(const struct tcp_pcb *pcb, const struct tcp_hdr *th) {
-  return pcb->local_port == lwip_ntohs(th->dest) && pcb->remote_port == lwip_ntohs(th->src) &&
-         ip_addr_eq(&pcb->local_ip, ip_current_dest_addr()) && ip_addr_eq(&pcb->remote_ip, ip_current_src_addr());
+/* Bounds the TIME_WAIT list at GW_MAX_TIME_WAIT, as Linux's
+ * tcp_max_tw_buckets does: a gateway whose host side closes first adds one
+ * per flow for 60 s (~240,000 at 4,000 flows/s). Past the bound it keeps
+ * the newest 3/4 (the list is newest first), so the walk comes once per
+ * GW_MAX_TIME_WAIT / 4 new ones, not once per SYN. */
+static void trim_time_wait(void) {
+  if (tt_tcp_lookup_time_wait_count() <= GW_MAX_TIME_WAIT) return;
+  uint32_t kept = 0;
+  for (struct tcp_pcb *t = tcp_tw_pcbs; t != NULL; t = t->next) {
+    if (++kept == GW_MAX_TIME_WAIT / 4 * 3) {
+      while (t->next != NULL) tcp_abort(t->next); /* TIME_WAIT: unlinked and freed, no RST */
+      break;
+    }
+  }
 }
 
 static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr_t *addr) {
@@ -223,31 +233,30 @@ static u8_t on_tcp(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_addr
     if (IP_GET_TYPE(&l->local_ip) == IP_GET_TYPE(ip_current_dest_addr()) &&
         (ip_addr_isany(&l->local_ip) || ip_addr_eq(&l->local_ip, ip_current_dest_addr()))) return 0;
   }
-  /* A SYN for a 4-tuple lwIP still holds in TIME_WAIT (the gateway closed
-   * first; the sandbox's side is closed and Linux reuses such a port at
-   * once): lwIP would answer it from TIME_WAIT with an ACK, never a SYN-ACK,
-   * and the sandbox's connect would hang (RFC 1122 4.2.2.13 lets a new SYN
-   * reopen a TIME_WAIT connection). The sandbox owns its ports: forget the
-   * old connection and take the SYN as a new flow. */
-  /* The same walk bounds the TIME_WAIT list (newest first) at
-   * GW_MAX_TIME_WAIT, as Linux's tcp_max_tw_buckets does: every SYN walks it,
-   * here and in lwIP, and a gateway whose host side closes first adds one
-   * per flow for 60 s. On a sandbox's link old duplicates are not a risk. */
-  uint32_t kept = 0;
-  for (struct tcp_pcb *t = tcp_tw_pcbs; t != NULL; t = t->next) {
-    if (is_current_flow(t, th)) {
-      tcp_abort(t); /* TIME_WAIT: removed and freed, no RST */
-      break;
-    }
-    if (++kept == GW_MAX_TIME_WAIT) {
-      while (t->next != NULL) tcp_abort(t->next); /* unlinks it: t->next moves on */
-      break;
-    }
-  }
+  trim_time_wait();
   /* A retransmitted SYN of an accepted flow belongs to lwIP (found by the
-   * 4-tuple index, src/tcp_lookup.c: a walk of every flow per SYN before). */
+   * 4-tuple index, src/tcp_lookup.c: a walk of every flow per SYN before).
+   * So does a SYN for a TIME_WAIT connection (the gateway closed first)
+   * that may not reopen it (src/tcp_timewait.c): TIME_WAIT answers it. One
+   * that may is a new flow, and when the host accepts it lwIP's tcp_input
+   * ends the TIME_WAIT as the listener takes the fed SYN (patch 210). */
   struct tcp_pcb *a = tt_tcp_lookup(ip_current_dest_addr(), lwip_ntohs(th->dest), ip_current_src_addr(),
                                     lwip_ntohs(th->src), netif_get_index(inp));
+  const u8_t *options = (const u8_t *)th + TCP_HLEN;
+  uint16_t options_len = (uint16_t)LWIP_MIN(TCPH_HDRLEN_BYTES(th), p->len - hlen);
+  options_len = options_len > TCP_HLEN ? (uint16_t)(options_len - TCP_HLEN) : 0;
+  u8_t flags = (u8_t)TCPH_FLAGS(th);
+  if (a != NULL && a->state == TIME_WAIT && !tt_tcp_timewait_takes_syn(a, flags, lwip_ntohl(th->seqno), options, options_len)) {
+    /* RFC 6191 also reopens for a newer timestamp whatever the sequence
+     * number, which lwIP alone does not (it lacks PAWS to keep the old
+     * connection's duplicates out). The gateway does: on the sandbox's own
+     * link nothing of the closed connection is still in flight when the
+     * sandbox, which owns its ports, sends a new SYN (one that ran a
+     * transfer faster than its ISN clock ends below RCV.NXT). */
+    if (!tt_tcp_timewait_newer_ts(a, flags, options, options_len)) return 0;
+    tcp_abort(a); /* TIME_WAIT: removed and freed, no RST */
+    a = NULL;
+  }
   if (a != NULL && a->state != TIME_WAIT) return 0;
   addresses(lwip_ntohs(th->src), dport);
   tt_host_gw_tcp_syn(inp, p, &tt_sockaddrs[0], &tt_sockaddrs[1]);

@@ -82,6 +82,14 @@ static u32_t mac(const ip_addr_t *local_ip, const ip_addr_t *remote_ip, u16_t lo
   return tt_cookie_mac(local_ip, local_port, remote_ip, remote_port, peer_isn, (clock << 9) | bits) & MAC_MASK;
 }
 
+/* The TSval of a SYN's timestamp option (RFC 7323), for src/tcp_timewait.c. */
+int tt_syn_tsval(const u8_t *options, unsigned options_len, u32_t *tsval) {
+  struct syn_options so;
+  parse(options, options_len, &so);
+  *tsval = so.tsval;
+  return so.timestamps;
+}
+
 int tt_gw_listens(u16_t local_port);
 
 static uint32_t cookies_sent, cookies_accepted, cookies_rejected;

@@ -24,6 +24,7 @@
 static struct tcp_pcb **buckets;
 static uint32_t bucket_count; /* a power of two, or 0 before the first PCB */
 static uint32_t indexed;
+static uint32_t time_wait_indexed; /* of indexed, those on tcp_tw_pcbs */
 
 static uint32_t bucket_of(const struct tcp_pcb *pcb) {
   return tt_tuple_hash(&pcb->local_ip, pcb->local_port, &pcb->remote_ip, pcb->remote_port) & (bucket_count - 1);
@@ -50,12 +51,14 @@ static int rebuild(uint32_t count) {
   buckets = fresh;
   bucket_count = count;
   indexed = 0;
+  time_wait_indexed = 0;
   for (int l = 0; l < 2; l++) {
     for (struct tcp_pcb *pcb = l == 0 ? tcp_active_pcbs : tcp_tw_pcbs; pcb != NULL; pcb = pcb->next) {
       uint32_t b = bucket_of(pcb);
       pcb->tt_hnext = buckets[b];
       buckets[b] = pcb;
       indexed++;
+      time_wait_indexed += (uint32_t)l;
     }
   }
   return 1;
@@ -71,6 +74,7 @@ void tt_tcp_lookup_add(struct tcp_pcb **list, struct tcp_pcb *pcb) {
   pcb->tt_hnext = buckets[b];
   buckets[b] = pcb;
   indexed++;
+  time_wait_indexed += list == &tcp_tw_pcbs;
 }
 
 void tt_tcp_lookup_remove(struct tcp_pcb **list, struct tcp_pcb *pcb) {
@@ -81,6 +85,9 @@ void tt_tcp_lookup_remove(struct tcp_pcb **list, struct tcp_pcb *pcb) {
       *at = pcb->tt_hnext;
       pcb->tt_hnext = NULL;
       indexed--;
+      /* Without a list (tcp_free after tcp_slowtmr unlinked it by hand) the
+       * state tells: PCBs leave the active list before entering TIME_WAIT. */
+      time_wait_indexed -= list == &tcp_tw_pcbs || (list == NULL && pcb->state == TIME_WAIT);
       return;
     }
   }
@@ -115,3 +122,7 @@ struct tcp_pcb *tt_tcp_lookup(const ip_addr_t *local_ip, u16_t local_port, const
   }
   return time_wait;
 }
+
+/* How many TIME-WAIT PCBs the table holds: all of tcp_tw_pcbs but while
+ * there was no memory for a table. */
+uint32_t tt_tcp_lookup_time_wait_count(void) { return time_wait_indexed; }
