@@ -15,6 +15,9 @@ import { createCable, createStack, ManualClock } from '../src/index.js';
 import { createGateway } from '../src/gateway/gateway.js';
 import { buildEthernetFrame, EtherType } from '../src/wire/ethernet.js';
 import { buildIPv4Packet, IpProtocol, parseIPv4Packet } from '../src/wire/ipv4.js';
+import { buildUdpDatagram } from '../src/wire/udp.js';
+import { encodeDnsQuery } from '../src/wire/dns.js';
+import { DnsForwarder } from '../src/gateway/dns-server.js';
 import { buildTcpSegment, parseTcpSegment, TcpFlags } from '../src/wire/tcp.js';
 import { parseIp, parseMac } from '../src/wire/address.js';
 import { openHarness, stackDrops, type Harness, type HarnessName } from './fuzz/harness.js';
@@ -280,6 +283,48 @@ describe('regressions found by the fuzzer', () => {
       expect(f.tcpOut().filter((t) => t.payload.length > 0).at(-1)!.payload.length).toBe(100);
     } finally {
       f.victim.close();
+    }
+  });
+
+  it('the DNS forwarder drops a UDP query from source port 0 (counted malformed) instead of throwing on its reply', async () => {
+    // npm run fuzz (gateway:dns, seed 20261212): a query from port 0 got an
+    // answer sent to port 0, which UdpSocket.send rejects with TypeError,
+    // thrown in a promise callback: an unhandled rejection.
+    const s = createStack();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    const sent: Uint8Array[] = [];
+    let deliver: ((frame: Uint8Array) => void) | null = null;
+    s.addInterface({
+      link: { medium: 'ip', mtu: 1500, attach: (r) => (deliver = r), send: (f) => void sent.push(Uint8Array.from(f)), close: () => (deliver = null) },
+      ipv4: '10.9.0.1/24',
+    });
+    const forwarder = new DnsForwarder({
+      stack: s, address: '10.9.0.1', hosts: { 'host.test': ['10.9.0.7'] },
+      resolver: { resolve4: () => Promise.reject(new Error('none')), resolve6: () => Promise.reject(new Error('none')) },
+    });
+    try {
+      await forwarder.listen();
+      const src = parseIp('10.9.0.2')!;
+      const dst = parseIp('10.9.0.1')!;
+      const query = (srcPort: number) => deliver!(buildIPv4Packet({
+        src, dst, protocol: IpProtocol.UDP, ttl: 64,
+        payload: buildUdpDatagram({ srcPort, dstPort: 53, payload: encodeDnsQuery({ id: 7, name: 'host.test', type: 1 }), src, dst }),
+      }));
+      const before = forwarder.counters.malformed;
+      query(0);
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      expect(unhandled).toEqual([]);
+      expect(forwarder.counters.malformed - before).toBe(1);
+      // From a real port the same query is answered.
+      query(5353);
+      for (let i = 0; i < 50 && !sent.some((f) => f[9] === IpProtocol.UDP); i++) await new Promise((r) => setImmediate(r));
+      expect(sent.filter((f) => f[9] === IpProtocol.UDP).length).toBe(1);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await forwarder.close();
+      s.close();
     }
   });
 
