@@ -2,7 +2,7 @@
  * What an off-path attacker can learn or guess from the wire (issue 12):
  * initial sequence numbers per RFC 6528, ephemeral ports per RFC 6056,
  * IPv4 and IPv6 fragment IDs, DNS query IDs and ports, and a replayed
- * handshake against a fresh listener.
+ * handshake against a fresh listener and against the same listener later.
  */
 import { once } from 'node:events';
 import { promises as dnsPromises } from 'node:dns';
@@ -212,6 +212,100 @@ describe('initial sequence numbers (RFC 6528)', () => {
     await turns(50);
     expect(connections).toBe(0);
     expect(fresh.stats().tcpConnections).toBe(0);
+  });
+});
+
+/**
+ * A real exchange to a listener that stays up: the client connects, sends a
+ * request, the server answers and closes first (so the server holds the
+ * TIME_WAIT), the client closes too. Both stacks share one ManualClock, so
+ * the test decides when TIME_WAIT ends. Returns the client's packets as
+ * they reached the server, to replay verbatim; the client stack is closed,
+ * so nothing answers the server's replies to the replay.
+ */
+async function capturedExchangeToLiveServer() {
+  const clock = new ManualClock(7000);
+  const client = stack({ clock });
+  const server = stack({ clock });
+  const [la, lb] = createCable({ medium: 'ip', mtu: 1500 });
+  const wire = tap(lb);
+  client.addInterface({ link: la, ipv4: `${A4}/24` });
+  server.addInterface({ link: wire, ipv4: `${B4}/24` });
+  const accepted: { bytes: number }[] = [];
+  const listener = server.createServer({ allowHalfOpen: false }, (s) => {
+    const conn = { bytes: 0 };
+    accepted.push(conn);
+    s.on('error', () => undefined);
+    s.on('data', (d: Buffer) => {
+      conn.bytes += d.length;
+      // The server answers and closes first: its end goes to TIME_WAIT.
+      if (conn.bytes >= 5) s.end('world');
+    });
+  });
+  listener.listen(80);
+  await once(listener, 'listening');
+  const sock = client.connect(80, B4);
+  let reply = '';
+  sock.on('data', (d: Buffer) => (reply += d));
+  await once(sock, 'connect');
+  sock.write('hello');
+  await once(sock, 'close');
+  expect(reply).toBe('world');
+  expect(accepted).toEqual([{ bytes: 5 }]);
+  await turns(50);
+  const replay = wire.packets.filter((p) => p.dir === 'in' && p.tcp);
+  const flags = replay.map((p) => p.tcp!.flags);
+  // SYN, the handshake's ACK, the request, and the client's FIN at least.
+  expect(flags[0]).toBe(TcpFlags.SYN);
+  expect(replay.some((p) => p.tcp!.payload.length === 5)).toBe(true);
+  expect(flags.some((f) => (f & TcpFlags.FIN) !== 0)).toBe(true);
+  const serverIsn = wire.packets.find((p) => p.dir === 'out' && isSynAck(p))!.tcp!.seqNumber;
+  client.close();
+  accepted.length = 0;
+  return { clock, server, wire, replay, serverIsn, accepted };
+}
+
+/** Replays the client's captured packets to the server, in order, a few turns apart. */
+async function replayTo(wire: ReturnType<typeof tap>, replay: TappedPacket[]): Promise<number> {
+  const before = wire.packets.length;
+  for (const p of replay) {
+    wire.inject(p.bytes);
+    await turns(5);
+  }
+  await turns(50);
+  return before;
+}
+
+describe('a replayed exchange to the same, still-listening server', () => {
+  it('does not establish while the server holds the old connection in TIME_WAIT', async () => {
+    const { server, wire, replay, accepted } = await capturedExchangeToLiveServer();
+    await replayTo(wire, replay);
+    expect(accepted).toEqual([]);
+    expect(server.stats().tcpConnections).toBe(0);
+  });
+
+  it('does not establish after TIME_WAIT has passed: the SYN-ACK has a new ISN, the replayed ACKs get RST', async () => {
+    const { clock, server, wire, replay, serverIsn, accepted } = await capturedExchangeToLiveServer();
+    // TIME_WAIT is 2 x MSL = 60 s (lwipopts.h); run the stack's timers past it.
+    await clock.advance(65_000);
+    const from = await replayTo(wire, replay);
+    const answers = wire.packets.slice(from).filter((p) => p.dir === 'out' && p.tcp);
+    const synAcks = answers.filter(isSynAck);
+    // The replayed SYN is a new connection attempt (nothing remembers the old
+    // one): the server answers it, but 65 s later its ISN has moved on by
+    // the clock's part M of RFC 6528 (4 us ticks), so the replayed ACKs,
+    // which acknowledge the old ISN, are unacceptable.
+    expect(synAcks.length).toBeGreaterThanOrEqual(1);
+    expect(synAcks[0]!.tcp!.ackNumber).toBe((replay[0]!.tcp!.seqNumber + 1) >>> 0);
+    expect(synAcks[0]!.tcp!.seqNumber).not.toBe(serverIsn);
+    const resets = answers.filter((p) => (p.tcp!.flags & TcpFlags.RST) !== 0);
+    expect(resets.length).toBeGreaterThanOrEqual(1);
+    // RFC 9293 section 3.10.7.4, SYN-RECEIVED: an unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>.
+    const replayedAcks = new Set(replay.slice(1).map((p) => p.tcp!.ackNumber));
+    for (const r of resets) expect(replayedAcks.has(r.tcp!.seqNumber)).toBe(true);
+    // Nothing reached the application: no connection, no request bytes.
+    expect(accepted).toEqual([]);
+    expect(server.stats().tcpConnections).toBe(0);
   });
 });
 

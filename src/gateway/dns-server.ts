@@ -109,7 +109,7 @@ export interface DnsForwarderCounters {
   nxdomain: number;
   servfail: number;
   notimp: number;
-  /** Dropped: undecodable, a response, or not exactly one question; TCP framing errors. */
+  /** Dropped: undecodable, a response, not exactly one question, or over UDP from port 0 (nobody to answer); TCP framing errors. */
   malformed: number;
   /** Answered from the cache, from `hosts`, or by an upstream lookup. */
   cacheHits: number;
@@ -571,6 +571,13 @@ export class DnsForwarder extends EventEmitter {
 
   #onUdp(sock: UdpSocket, msg: Buffer, rinfo: RemoteInfo): void {
     if (this.#closed) return;
+    // Source port 0 means "no reply" (RFC 768), and send() throws for it: the
+    // fuzzer's query from port 0 became an unhandled rejection. Not a query
+    // anyone can be answered for, so it counts as malformed.
+    if (rinfo.port === 0) {
+      this.#counters.malformed++;
+      return;
+    }
     // Copy: the message may be a view that is reused once this call returns.
     const query = Uint8Array.from(msg);
     void this.respond(query, { transport: 'udp' }).then((reply) => {

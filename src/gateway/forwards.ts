@@ -36,6 +36,7 @@ import { formatIp, isLinkLocalIPv6, parseIp, prefixContains, type IpAddress, typ
 import type { Stack } from '../node/stack.js';
 import { TcpSocket } from '../node/socket.js';
 import type { UdpSocket } from '../node/dgram.js';
+import type { TurnBudget } from './turn-budget.js';
 
 /** A host port (or range of ports) forwarded into the sandbox. */
 export interface ForwardOptions {
@@ -73,6 +74,8 @@ export interface ForwardContext {
   readonly udpIdle: number;
   /** Show the sandbox the client's own address (default true). */
   readonly preserveSource: boolean;
+  /** Shared with the gateway's NAT flows: host bytes into the stack per turn. */
+  readonly hostBudget?: TurnBudget;
 }
 
 const PROTOCOLS = ['tcp', 'udp'] as const;
@@ -269,7 +272,8 @@ export class ForwardTable {
       inner._attach(conn, false);
       const pair = { outer, inner };
       live.add(pair);
-      outer.pipe(inner);
+      if (this.#ctx.hostBudget) this.#ctx.hostBudget.pipe(outer, inner);
+      else outer.pipe(inner);
       inner.pipe(outer);
       inner.on('error', () => (outer.resetAndDestroy ? outer.resetAndDestroy() : outer.destroy()));
       outer.on('error', () => inner.destroy());

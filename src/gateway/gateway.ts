@@ -38,6 +38,7 @@ import {
   formatIp, ipEquals, isLinkLocalIPv6, networkOf, parseIp, parsePrefix, prefixContains, type IpAddress, type IpPrefix,
 } from '../wire/address.js';
 import { createStack, type Stack } from '../node/stack.js';
+import { TurnBudget } from './turn-budget.js';
 import { TcpSocket } from '../node/socket.js';
 import type { StackOptions } from '../core/stack.js';
 import { loadNative, type NativeError, type PingSocket } from '../node/native.js';
@@ -147,6 +148,8 @@ export interface GatewayMetrics {
   icmpEchoAnswered: number;
   /** Echo requests not forwarded: no ping socket (see net.ipv4.ping_group_range), a send error, too many outstanding. */
   icmpDropped: number;
+  /** Event-loop turns in which host sockets had fed the stack their per-turn budget (1 MiB) and the rest waited for a later turn. */
+  hostBudgetTurns: number;
 }
 
 /** An echo the gateway forwarded, under its own sequence number, until its reply. */
@@ -281,6 +284,8 @@ export class Gateway extends EventEmitter {
   readonly #connecting = new Set<Socket>();
   readonly #tcp = new Set<{ inner: TcpSocket; host: Socket }>();
   readonly #udp = new Map<string, UdpFlow>();
+  /** What host sockets (NAT flows and forwards) may feed the stack per event-loop turn. */
+  readonly #hostBudget = new TurnBudget();
   /** Forwarded echoes by the sequence number the gateway gave them. */
   readonly #echoes = new Map<number, Echo>();
   #echoSeq = 0;
@@ -288,7 +293,7 @@ export class Gateway extends EventEmitter {
     4: { socket: null, retryAt: 0, warned: false },
     6: { socket: null, retryAt: 0, warned: false },
   };
-  readonly #metrics: GatewayMetrics = {
+  readonly #metrics: Omit<GatewayMetrics, 'hostBudgetTurns'> = {
     tcpOpened: 0, tcpOpen: 0, tcpRefused: 0, tcpUnreachable: 0, udpFlowsOpened: 0, udpFlowsOpen: 0,
     udpDatagramsOut: 0, udpDatagramsIn: 0, bytesOut: 0, bytesIn: 0, denied: 0,
     icmpEchoForwarded: 0, icmpEchoReplies: 0, icmpEchoAnswered: 0, icmpDropped: 0,
@@ -352,6 +357,7 @@ export class Gateway extends EventEmitter {
       ipv6: v6 && { prefix: v6.prefix, gateway: this.ipv6!.gateway },
       udpIdle: this.#udpIdle,
       preserveSource: options.preserveSource ?? true,
+      hostBudget: this.#hostBudget,
     });
     this.stack.gatewayProxyArp(dns); // the DNS address is on no interface
     this.policy = options.policy instanceof EgressPolicy ? options.policy : new EgressPolicy(options.policy ?? {});
@@ -516,7 +522,7 @@ export class Gateway extends EventEmitter {
       this.#metrics.bytesIn += d.length;
     });
     inner.pipe(host);
-    host.pipe(inner);
+    this.#hostBudget.pipe(host, inner);
     // A reset on one side resets the other (destroy() on our socket sends RST).
     inner.on('error', () => (host.resetAndDestroy ? host.resetAndDestroy() : host.destroy()));
     host.on('error', () => inner.destroy());
@@ -809,7 +815,7 @@ export class Gateway extends EventEmitter {
   }
 
   metrics(): GatewayMetrics {
-    return { ...this.#metrics };
+    return { ...this.#metrics, hostBudgetTurns: this.#hostBudget.exhaustedTurns };
   }
 
   close(): void {

@@ -164,6 +164,16 @@ export async function runCampaign(start: Harness, protocol: Protocol, options: C
   const campaignIndex = PROTOCOLS.indexOf(protocol) + (h.name === 'gateway' ? 100 : 0);
   let recent: Uint8Array[] = [];
   let recentFirst = 0;
+  // A victim that trapped has closed, and its counters with it (stats()
+  // throws ERR_STACK_CLOSED): it dropped nothing more. Reading them
+  // unguarded once ended a soak before it wrote the failing input down.
+  const drops = (): number => {
+    try {
+      return sum(h.drops());
+    } catch {
+      return dropsBefore;
+    }
+  };
   let dropsBefore = sum(h.drops());
   const pending: Mutant[] = [];
 
@@ -171,7 +181,7 @@ export async function runCampaign(start: Harness, protocol: Protocol, options: C
     const f: Failure = { campaign: name, message, frames: recent, firstIndex: recentFirst };
     result.failures.push(f);
     if (options.stopOnFailure || !options.onFailure) return false;
-    result.drops += sum(h.drops()) - dropsBefore;
+    result.drops += drops() - dropsBefore;
     const next = await options.onFailure(f);
     if (!next) return false;
     h = next;
@@ -224,7 +234,7 @@ export async function runCampaign(start: Harness, protocol: Protocol, options: C
       recentFirst = i;
     }
   }
-  result.drops += sum(h.drops()) - dropsBefore;
+  result.drops += drops() - dropsBefore;
 
   if (result.failures.length === 0 || !options.stopOnFailure) {
     // Drop accounting, exactly: frames broken in one known way.

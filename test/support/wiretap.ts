@@ -38,19 +38,29 @@ export function parsePacket(dir: 'out' | 'in', frame: Uint8Array): TappedPacket 
   return packet;
 }
 
-/** Wraps an IP-medium link: every packet is forwarded unchanged and kept in `packets`. */
-export function tap(link: Link): Link & { packets: TappedPacket[] } {
+/**
+ * Wraps an IP-medium link: every packet is forwarded unchanged and kept in
+ * `packets`. `inject` delivers a forged or replayed packet to the stack as if
+ * it came from the link (kept as 'in' too).
+ */
+export function tap(link: Link): Link & { packets: TappedPacket[]; inject(packet: Uint8Array): void } {
   if (link.medium !== 'ip') throw new TypeError('tap() takes an IP-medium link');
   const packets: TappedPacket[] = [];
+  let deliver: FrameReceiver | null = null;
   return {
     medium: link.medium,
     mtu: link.mtu,
     packets,
     attach(receive: FrameReceiver) {
-      link.attach((frame) => {
+      deliver = (frame) => {
         packets.push(parsePacket('in', frame));
         receive(frame);
-      });
+      };
+      link.attach(deliver);
+    },
+    inject(packet: Uint8Array) {
+      if (!deliver) throw new Error('tap not attached');
+      deliver(packet);
     },
     send(frame: Uint8Array) {
       packets.push(parsePacket('out', frame));
