@@ -8,7 +8,7 @@
 // setImmediate, calls into wasm, frame-device calls: bench/lib/cps-counters.js).
 //
 //   node bench/profile-cps.js [--connections N] [--mtu 1500] [--rounds R]
-//        [--count] [--strace FILE] [--cpu-prof DIR] [--perf FILE]
+//        [--count] [--strace FILE] [--cpu-prof DIR] [--perf FILE] [--root DIR]
 //
 // --strace attaches `strace -c -f -o FILE` to the gateway after the warm-up
 // (syscall counts; the CPU figures then include strace's overhead). --cpu-prof writes a
@@ -21,7 +21,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const CLI = here('../bin/tcpip-ts.js');
 const CLIENT = here('./scenarios/gateway-client.js');
 const COUNTERS = here('./lib/cps-counters.js');
 const CLK_TCK = 100;
@@ -35,8 +34,11 @@ const { values } = parseArgs({
     strace: { type: 'string' },
     'cpu-prof': { type: 'string' },
     perf: { type: 'string' },
+    root: { type: 'string' },
   },
 });
+// --root DIR: the gateway of another built tree (a before/after comparison).
+const CLI = values.root ? `${values.root}/bin/tcpip-ts.js` : here('../bin/tcpip-ts.js');
 const connections = Number(values.connections);
 const mtu = Number(values.mtu);
 const ns = `tt-cpsprof-${process.pid}`;
@@ -105,7 +107,9 @@ try {
   if (values['cpu-prof']) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', values['cpu-prof']);
   if (values.perf) nodeArgs.push('--perf-basic-prof');
   const gwArgs = [...nodeArgs, CLI, 'gateway', '--netns', `/run/netns/${ns}`, '--mtu', String(mtu), '--host-loopback'];
-  gateway = spawn(process.execPath, gwArgs, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TT_CPS_COUNTERS: countersFile } });
+  const env = { ...process.env, TT_CPS_COUNTERS: countersFile };
+  if (values.root) env.TCPIP_TS_NATIVE = `${values.root}/native/build/Release/tcpip_native.node`;
+  gateway = spawn(process.execPath, gwArgs, { stdio: ['ignore', 'pipe', 'inherit'], env });
   let out = '';
   gateway.stdout.on('data', (d) => (out += d));
   for (let i = 0; !/^ready /m.test(out); i++) {

@@ -1,0 +1,165 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCable, createStack, type Stack } from '../src/index.js';
+import { createGateway, type FlowInfo, type Gateway } from '../src/gateway/gateway.js';
+
+// The gateway's TCP splice (src/gateway/tcp-splice.ts): a sandbox stack on a
+// cable to the gateway, host servers on this machine's loopback
+// (hostLoopback). What the splice promises: ordered half-closes, nothing
+// lost when a side closes with data still on its way, resets crossing, and
+// a slow reader on either side holding the other back.
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const fn of cleanup.splice(0).reverse()) fn();
+});
+
+function setup(): { gw: Gateway; sandbox: Stack } {
+  const [gwLink, sandboxLink] = createCable({ mtu: 1500 });
+  const gw = createGateway({ link: gwLink, hostLoopback: true });
+  const sandbox = createStack();
+  sandbox.addInterface({ link: sandboxLink, ipv4: '10.0.2.100/24', gateway: '10.0.2.2' });
+  cleanup.push(() => {
+    sandbox.close();
+    gw.close();
+  });
+  return { gw, sandbox };
+}
+
+async function hostServer(handler: (s: net.Socket) => void, options: net.ServerOpts = {}): Promise<number> {
+  const server = net.createServer(options, handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  cleanup.push(() => server.close());
+  return (server.address() as net.AddressInfo).port;
+}
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+function collect(sock: NodeJS.ReadableStream): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  sock.on('data', (d: Buffer) => parts.push(d));
+  return once(sock, 'end').then(() => Buffer.concat(parts));
+}
+
+const waitFor = async (check: () => boolean, ms: number, what: string) => {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+describe('gateway TCP splice', () => {
+  it('delivers everything the host wrote before closing, to a sandbox that reads late, then FIN', async () => {
+    const { gw, sandbox } = setup();
+    const body = randomBytes(4 * 1024 * 1024);
+    let hostClosed = false;
+    // The host answers the request with 4 MiB and closes at once: its socket
+    // is gone while most of the body still waits in the gateway and lwIP.
+    const port = await hostServer((s) => {
+      s.once('data', () => s.end(body));
+      s.on('close', () => (hostClosed = true));
+    });
+    const sock = sandbox.connect({ port, host: '10.0.2.2', allowHalfOpen: true });
+    await once(sock, 'connect');
+    sock.pause();
+    sock.end('GET');
+    await waitFor(() => hostClosed, 10_000, 'the host socket to close');
+    const got = collect(sock);
+    sock.resume();
+    const received = await got;
+    expect(received.length).toBe(body.length);
+    expect(sha256(received)).toBe(sha256(body));
+    await waitFor(() => gw.metrics().tcpOpen === 0, 5000, 'the flow to close');
+  }, 30_000);
+
+  it('a slow sandbox reader pauses the host socket (the host\'s writes back up) and loses nothing', async () => {
+    const { sandbox } = setup();
+    const body = randomBytes(32 * 1024 * 1024);
+    let hostSide!: net.Socket;
+    let backedUp = false;
+    const port = await hostServer((s) => {
+      hostSide = s;
+      s.on('error', () => {});
+      // Written in pieces: write() turns false once the gateway stops reading.
+      let at = 0;
+      const more = () => {
+        while (at < body.length) {
+          const ok = s.write(body.subarray(at, at + 65536));
+          at += 65536;
+          if (!ok) {
+            backedUp = true;
+            s.once('drain', more);
+            return;
+          }
+        }
+        s.end();
+      };
+      more();
+    });
+    const sock = sandbox.connect({ port, host: '10.0.2.2' });
+    await once(sock, 'connect');
+    sock.pause();
+    await waitFor(() => backedUp, 10_000, 'the host writer to back up');
+    // And it stays backed up while the sandbox does not read: the gateway
+    // stopped reading its host socket instead of buffering the body.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(hostSide.writableLength).toBeGreaterThan(0);
+    expect(hostSide.bytesWritten - hostSide.writableLength).toBeLessThan(body.length / 2);
+    const got = collect(sock);
+    sock.resume();
+    const received = await got;
+    expect(sha256(received)).toBe(sha256(body));
+  }, 30_000);
+
+  it('a host reset resets the sandbox side, and a sandbox reset resets the host side', async () => {
+    const { sandbox } = setup();
+    const hostErrors: string[] = [];
+    let resetByHost = true;
+    const port = await hostServer((s) => {
+      s.on('error', (err: NodeJS.ErrnoException) => hostErrors.push(err.code ?? ''));
+      if (resetByHost) s.once('data', () => s.resetAndDestroy());
+    });
+    const a = sandbox.connect({ port, host: '10.0.2.2' });
+    await once(a, 'connect');
+    a.write('x');
+    const [err] = await once(a, 'error');
+    expect((err as NodeJS.ErrnoException).code).toBe('ECONNRESET');
+
+    resetByHost = false;
+    const b = sandbox.connect({ port, host: '10.0.2.2' });
+    await once(b, 'connect');
+    b.write('y');
+    await new Promise((r) => setTimeout(r, 50));
+    b.destroy(); // before either side finished: RST
+    await waitFor(() => hostErrors.length > 0, 5000, 'the host side to see the reset');
+    expect(hostErrors).toEqual(['ECONNRESET']);
+  }, 20_000);
+
+  it('a burst of short connections: each gets its own bytes, every flow closes and is counted once', async () => {
+    const { gw, sandbox } = setup();
+    const port = await hostServer((s) => s.once('data', (d: Buffer) => s.end(Buffer.concat([d, d]))));
+    const closed: FlowInfo[] = [];
+    gw.on('flow-close', (f: FlowInfo) => closed.push(f));
+    const N = 40;
+    const replies = await Promise.all(Array.from({ length: N }, async (_, i) => {
+      const sock = sandbox.connect({ port, host: '10.0.2.2' });
+      await once(sock, 'connect');
+      const got = collect(sock);
+      sock.end(`conn-${i};`);
+      return (await got).toString();
+    }));
+    expect(replies).toEqual(Array.from({ length: N }, (_, i) => `conn-${i};conn-${i};`));
+    await waitFor(() => closed.length === N, 5000, 'every flow to close');
+    expect(gw.metrics()).toMatchObject({ tcpOpened: N, tcpOpen: 0 });
+    const byFrom = new Map(closed.map((f) => [f.from, f]));
+    expect(byFrom.size).toBe(N);
+    for (const f of closed) {
+      expect(f.protocol).toBe('tcp');
+      expect([7, 8]).toContain(f.bytesOut); // 'conn-N;' for N < 10, 'conn-NN;' after
+      expect(f.bytesIn).toBe(2 * f.bytesOut);
+    }
+  }, 20_000);
+});
