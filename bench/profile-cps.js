@@ -9,13 +9,14 @@
 //
 //   node bench/profile-cps.js [--connections N] [--mtu 1500] [--rounds R]
 //        [--count] [--strace FILE] [--cpu-prof DIR] [--perf FILE] [--root DIR]
+//        [--node-arg FLAG]... [--gateway-log FILE]
 //
 // --strace attaches `strace -c -f -o FILE` to the gateway after the warm-up
 // (syscall counts; the CPU figures then include strace's overhead). --cpu-prof writes a
 // V8 CPU profile into DIR. --perf records `perf record -g` of the gateway
 // (node --perf-basic-prof) into FILE.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -35,6 +36,8 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     perf: { type: 'string' },
     root: { type: 'string' },
+    'node-arg': { type: 'string', multiple: true, default: [] },
+    'gateway-log': { type: 'string' },
   },
 });
 // --root DIR: the gateway of another built tree (a before/after comparison).
@@ -84,9 +87,12 @@ await new Promise((r) => server.listen({ host: '127.0.0.1', port: 0, backlog: 10
 const port = server.address().port;
 
 let gateway = null;
+let gatewayOut = null;
 /** The preloaded counters so far (SIGUSR2 makes the gateway write them). */
 async function counters() {
   rmSync(countersFile, { force: true });
+  // --gateway-log FILE: the gateway's stdout (say, what --node-arg=--trace-deopt printed).
+  if (values['gateway-log'] && gatewayOut) writeFileSync(values['gateway-log'], gatewayOut());
   gateway.kill('SIGUSR2');
   for (let i = 0; i < 100; i++) {
     await sleep(20);
@@ -106,12 +112,15 @@ try {
   if (values.count) nodeArgs.push('--import', COUNTERS);
   if (values['cpu-prof']) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', values['cpu-prof']);
   if (values.perf) nodeArgs.push('--perf-basic-prof');
+  nodeArgs.push(...values['node-arg']);
   const gwArgs = [...nodeArgs, CLI, 'gateway', '--netns', `/run/netns/${ns}`, '--mtu', String(mtu), '--host-loopback'];
   const env = { ...process.env, TT_CPS_COUNTERS: countersFile };
   if (values.root) env.TCPIP_TS_NATIVE = `${values.root}/native/build/Release/tcpip_native.node`;
-  gateway = spawn(process.execPath, gwArgs, { stdio: ['ignore', 'pipe', 'inherit'], env });
+  gateway = spawn(process.execPath, gwArgs, { stdio: ['ignore', 'pipe', values['node-arg'].length ? 'pipe' : 'inherit'], env });
+  gateway.stderr?.resume();
   let out = '';
   gateway.stdout.on('data', (d) => (out += d));
+  gatewayOut = () => out;
   for (let i = 0; !/^ready /m.test(out); i++) {
     if (i > 750 || gateway.exitCode !== null) throw new Error(`gateway not ready: ${out}`);
     await sleep(20);
@@ -158,4 +167,6 @@ try {
   } catch {}
   rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
   rmSync(countersFile, { force: true });
+  // --gateway-log FILE: the gateway's stdout (say, what --node-arg=--trace-deopt printed).
+  if (values['gateway-log'] && gatewayOut) writeFileSync(values['gateway-log'], gatewayOut());
 }

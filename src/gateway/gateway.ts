@@ -451,7 +451,13 @@ export class Gateway extends EventEmitter {
     const host = netConnect({ host: target.host, port: target.port, allowHalfOpen: true });
     this.#connecting.add(host);
     host.once('close', () => this.#connecting.delete(host));
-    const timer = setTimeout(() => host.destroy(Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' })), this.#connectTimeout);
+    // One timer for both waits, each #connectTimeout long: the host connect,
+    // then the sandbox's handshake.
+    let connected = false;
+    const timer = setTimeout(() => {
+      if (connected) abandon();
+      else host.destroy(Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }));
+    }, this.#connectTimeout);
     const failed = (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       this.#pending.delete(key);
@@ -463,30 +469,37 @@ export class Gateway extends EventEmitter {
         syn.reject('host-unreachable');
       }
     };
+    // The sandbox got its SYN-ACK; if it never completes the handshake (it
+    // gave up, or its ACKs are lost), or the host side fails meanwhile,
+    // close the host side and forget the flow, so a later SYN of the same
+    // 4-tuple is new.
+    const abandon = () => {
+      clearTimeout(timer);
+      this.#pending.delete(key);
+      this.#connecting.delete(host);
+      host.destroy();
+    };
     host.once('error', failed);
     host.once('connect', () => {
-      clearTimeout(timer);
+      connected = true;
+      timer.refresh();
+      timer.unref?.();
       host.off('error', failed);
+      host.on('error', abandon);
       host.setNoDelay(true);
-      // The sandbox gets its SYN-ACK now; if it never completes the
-      // handshake (it gave up, or its ACKs are lost), close the host side
-      // and forget the flow, so a later SYN of the same 4-tuple is new.
-      const abandon = () => {
-        this.#pending.delete(key);
-        this.#connecting.delete(host);
-        host.destroy();
-      };
-      const handshake = setTimeout(abandon, this.#connectTimeout);
-      handshake.unref?.();
       syn.accept((conn) => {
-        clearTimeout(handshake);
+        clearTimeout(timer);
+        host.off('error', abandon);
         this.#pending.delete(key);
         this.#connecting.delete(host);
+        if (host.destroyed) {
+          // The host side failed during the handshake: reset the sandbox's.
+          this.stack.tcpForget(conn);
+          conn.abort();
+          return;
+        }
         this.#splice(conn, host, syn);
-      }, () => {
-        clearTimeout(handshake);
-        abandon();
-      });
+      }, abandon);
     });
   }
 
