@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createCable, createStack, type Stack } from '../src/index.js';
+import { createCable, createStack, ManualClock, type Stack } from '../src/index.js';
 import { createGateway, type FlowInfo, type Gateway } from '../src/gateway/gateway.js';
 
 // The gateway's TCP splice (src/gateway/tcp-splice.ts): a sandbox stack on a
@@ -15,9 +15,55 @@ afterEach(() => {
   for (const fn of cleanup.splice(0).reverse()) fn();
 });
 
-function setup(): { gw: Gateway; sandbox: Stack } {
+/** A TCP segment on the cable, as far as these tests look at it. */
+interface Segment {
+  sport: number;
+  dport: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  payload: number;
+}
+const FIN = 0x01;
+const SYN = 0x02;
+
+function parseSegment(frame: Uint8Array): Segment | null {
+  if (frame.length < 14 + 20 + 20 || frame[12] !== 0x08 || frame[13] !== 0x00) return null;
+  const ip = frame.subarray(14);
+  if (ip[9] !== 6) return null;
+  const ihl = (ip[0]! & 15) * 4;
+  const total = (ip[2]! << 8) | ip[3]!;
+  const tcp = ip.subarray(ihl);
+  const u32 = (o: number) => ((tcp[o]! << 24) | (tcp[o + 1]! << 16) | (tcp[o + 2]! << 8) | tcp[o + 3]!) >>> 0;
+  return {
+    sport: (tcp[0]! << 8) | tcp[1]!,
+    dport: (tcp[2]! << 8) | tcp[3]!,
+    seq: u32(4),
+    ack: u32(8),
+    flags: tcp[13]!,
+    payload: total - ihl - (tcp[12]! >> 4) * 4,
+  };
+}
+
+/** Records the TCP segments each side puts on the cable. */
+function recordSegments(link: { send(frame: Uint8Array): void }): Segment[] {
+  const out: Segment[] = [];
+  const send = link.send.bind(link);
+  link.send = (frame: Uint8Array) => {
+    const seg = parseSegment(frame);
+    if (seg) out.push(seg);
+    send(frame);
+  };
+  return out;
+}
+
+function setup(record?: { gateway: Segment[]; sandbox: Segment[] }, clock?: ManualClock): { gw: Gateway; sandbox: Stack } {
   const [gwLink, sandboxLink] = createCable({ mtu: 1500 });
-  const gw = createGateway({ link: gwLink, hostLoopback: true });
+  if (record) {
+    record.gateway = recordSegments(gwLink);
+    record.sandbox = recordSegments(sandboxLink);
+  }
+  const gw = createGateway({ link: gwLink, hostLoopback: true, stack: clock ? { clock } : undefined });
   const sandbox = createStack();
   sandbox.addInterface({ link: sandboxLink, ipv4: '10.0.2.100/24', gateway: '10.0.2.2' });
   cleanup.push(() => {
@@ -161,5 +207,54 @@ describe('gateway TCP splice', () => {
       expect([7, 8]).toContain(f.bytesOut); // 'conn-N;' for N < 10, 'conn-NN;' after
       expect(f.bytesIn).toBe(2 * f.bytesOut);
     }
+  }, 20_000);
+
+  it('the ACK of the sandbox\'s FIN rides on the gateway\'s own FIN when the host closes in turn', async () => {
+    const record = { gateway: [] as Segment[], sandbox: [] as Segment[] };
+    // The gateway's time stands still: its held ACK could only leave with
+    // its FIN, however long the host takes on a loaded machine.
+    const { gw, sandbox } = setup(record, new ManualClock());
+    // allowHalfOpen off: the host server ends as soon as it sees our FIN.
+    const port = await hostServer((s) => s.resume());
+    const sock = sandbox.connect({ port, host: '10.0.2.2' });
+    await once(sock, 'connect');
+    sock.end('bye');
+    await once(sock, 'close');
+    await waitFor(() => gw.metrics().tcpOpen === 0, 5000, 'the flow to close');
+    const fin = record.sandbox.find((g) => g.dport === port && (g.flags & FIN));
+    expect(fin).toBeDefined();
+    const finAck = (fin!.seq + fin!.payload + 1) >>> 0;
+    // The first gateway segment that acknowledges the sandbox's FIN.
+    const acking = record.gateway.find((g) => g.sport === port && !(g.flags & SYN) && g.ack === finAck);
+    expect(acking).toBeDefined();
+    expect(acking!.flags & FIN).toBe(FIN);
+  }, 20_000);
+
+  it('a host that stays open after the sandbox\'s FIN: the FIN is still acknowledged, with a bare ACK', async () => {
+    const record = { gateway: [] as Segment[], sandbox: [] as Segment[] };
+    const clock = new ManualClock();
+    const { sandbox } = setup(record, clock);
+    let hostSide!: net.Socket;
+    const port = await hostServer((s) => {
+      hostSide = s;
+      s.resume();
+    }, { allowHalfOpen: true });
+    const sock = sandbox.connect({ port, host: '10.0.2.2', allowHalfOpen: true });
+    await once(sock, 'connect');
+    sock.end('half');
+    await waitFor(() => record.sandbox.some((g) => g.dport === port && (g.flags & FIN)), 5000, 'the sandbox\'s FIN');
+    const fin = record.sandbox.find((g) => g.dport === port && (g.flags & FIN))!;
+    const finAck = (fin.seq + fin.payload + 1) >>> 0;
+    const acked = () => record.gateway.some((g) => g.sport === port && g.ack === finAck);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(acked()).toBe(false); // held for a FIN of the gateway's own
+    await clock.advance(50); // past the 40 ms the ACK waits at most
+    await waitFor(acked, 5000, 'the ACK of the FIN');
+    const acking = record.gateway.find((g) => g.sport === port && g.ack === finAck)!;
+    expect(acking.flags & FIN).toBe(0);
+    // The host side still talks to the half-closed sandbox, then closes.
+    const got = collect(sock);
+    hostSide.end('still here');
+    expect((await got).toString()).toBe('still here');
   }, 20_000);
 });
