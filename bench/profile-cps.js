@@ -126,7 +126,8 @@ try {
     await sleep(20);
   }
   // Warm up (JIT, ARP), then measure.
-  await runClient(port, 5, 500);
+  const cold = await runClient(port, 5, 500);
+  console.log(JSON.stringify({ warmUp: { connections: cold.connections, rate: Math.round(cold.rate), failed: cold.failed, stuck: cold.stuck } }));
   // Attached after the warm-up, so only measured rounds are traced.
   if (values.perf) perf = spawn('perf', ['record', '-g', '-o', values.perf, '-p', String(gateway.pid)], { stdio: 'ignore' });
   else if (values.strace) perf = spawn('strace', ['-c', '-f', '-o', values.strace, '-p', String(gateway.pid)], { stdio: 'ignore' });
