@@ -257,4 +257,27 @@ describe('gateway TCP splice', () => {
     hostSide.end('still here');
     expect((await got).toString()).toBe('still here');
   }, 20_000);
+
+  it('connections one after another to one host port work while its listener lingers and after it closed', async () => {
+    const clock = new ManualClock();
+    const { gw, sandbox } = setup(undefined, clock);
+    const port = await hostServer((s) => s.once('data', (d: Buffer) => s.end(d)));
+    const roundTrip = async (text: string) => {
+      const sock = sandbox.connect({ port, host: '10.0.2.2' });
+      await once(sock, 'connect');
+      const got = collect(sock);
+      sock.end(text);
+      return (await got).toString();
+    };
+    // Back to back: the second and third reuse the first one's listener.
+    expect(await roundTrip('one')).toBe('one');
+    expect(await roundTrip('two')).toBe('two');
+    await clock.advance(500);
+    expect(await roundTrip('three')).toBe('three');
+    // Idle past the linger (1 s): the listener is closed; the next flow makes another.
+    await clock.advance(2500);
+    expect(await roundTrip('four')).toBe('four');
+    await waitFor(() => gw.metrics().tcpOpen === 0, 5000, 'the flows to close');
+    expect(gw.metrics().tcpOpened).toBe(4);
+  }, 20_000);
 });
