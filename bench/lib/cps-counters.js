@@ -10,7 +10,7 @@ const out = process.env.TT_CPS_COUNTERS;
 const counts = {
   setImmediate: 0, setTimeout: 0, clearTimeout: 0, queueMicrotask: 0,
   wasmCalls: 0, wasmCallsNested: 0,
-  txCalls: 0, txFrames: 0, rxCalls: 0, rxFrames: 0, rxWakeups: 0,
+  txCalls: 0, txFrames: 0, rxCalls: 0, rxFrames: 0,
   stackTimerArms: 0,
 };
 
