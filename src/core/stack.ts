@@ -457,57 +457,54 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     // untagged Ethernet frame (65534).
     // A link with GSO delivers frames beyond its MTU (its maxFrame).
     const slotSize = Math.min(0xffff, Math.max(iface.link.capabilities?.maxFrame ?? 0, iface.mtu + (iface.medium === 'ethernet' ? ETHERNET_HEADER + 4 : 0)));
-    // Fixed arrays and one result object, so a read costs no allocation:
-    // pbufs[i] is reserved pbuf i, targets[i] where its payload lies.
-    const pbufs = new Uint32Array(RESERVE);
-    const targets = new Uint32Array(RESERVE);
-    let have = 0;
-    type Slots = { memory: Uint8Array; targets: Uint32Array };
-    const none: Slots = { memory: new Uint8Array(0), targets: new Uint32Array(0) };
-    const result: Slots = { memory: none.memory, targets };
+    let pbufs = new Uint32Array(0);
+    let targets = new Uint32Array(0);
     const topUp = () => {
-      const missing = RESERVE - have;
+      const missing = RESERVE - pbufs.length;
       if (missing <= 0) return;
       const out = s.scratch(missing * 8);
       const got = s.run((x) => x.tt_rx_reserve(missing, slotSize, out));
-      const dv = s.dv;
+      const pairs = new Uint32Array(s.u8.buffer.slice(out, out + got * 8));
+      const morePbufs = new Uint32Array(pbufs.length + got);
+      const moreTargets = new Uint32Array(pbufs.length + got);
+      morePbufs.set(pbufs);
+      moreTargets.set(targets);
       for (let i = 0; i < got; i++) {
-        pbufs[have + i] = dv.getUint32(out + 8 * i, true);
-        targets[have + i] = dv.getUint32(out + 8 * i + 4, true);
+        morePbufs[pbufs.length + i] = pairs[2 * i]!;
+        moreTargets[pbufs.length + i] = pairs[2 * i + 1]!;
       }
-      have += got;
+      pbufs = morePbufs;
+      targets = moreTargets;
     };
     iface.onRelease = () => {
-      if (have === 0 || !s.alive) return;
-      const buf = s.scratch(have * 4);
-      new Uint32Array(s.u8.buffer, buf, have).set(pbufs.subarray(0, have));
-      s.run((x) => x.tt_rx_release(buf, have));
-      have = 0;
+      if (pbufs.length === 0 || !s.alive) return;
+      const buf = s.scratch(pbufs.length * 4);
+      new Uint32Array(s.u8.buffer, buf, pbufs.length).set(pbufs);
+      s.run((x) => x.tt_rx_release(buf, pbufs.length));
+      pbufs = new Uint32Array(0);
+      targets = new Uint32Array(0);
     };
     return {
       slotSize,
       receive: (frame) => this.#receive(iface, frame),
       slots: () => {
-        if (iface.removed || this.#closed || !s.alive) return none;
+        if (iface.removed || this.#closed || !s.alive) return { memory: new Uint8Array(0), targets: new Uint32Array(0) };
         topUp();
-        result.memory = s.u8;
-        result.targets = have === RESERVE ? targets : targets.subarray(0, have);
-        return result;
+        return { memory: s.u8, targets };
       },
       commit: (count, lengths) => {
         if (count === 0 || iface.removed || this.#closed || !s.alive) return;
         const buf = s.scratch(count * 8);
-        const dv = s.dv;
+        const words = new Uint32Array(s.u8.buffer, buf, count * 2);
+        words.set(pbufs.subarray(0, count));
+        words.set(lengths.subarray(0, count), count);
         for (let i = 0; i < count; i++) {
-          dv.setUint32(buf + 4 * i, pbufs[i]!, true);
-          dv.setUint32(buf + 4 * (count + i), lengths[i]!, true);
           iface.counters.rxFrames++;
           iface.counters.rxBytes += lengths[i]!;
         }
         iface.counters.rxDropped.queueFull += s.run((x) => x.tt_rx_commit(iface.handle, buf, buf + count * 4, count));
-        pbufs.copyWithin(0, count, have);
-        targets.copyWithin(0, count, have);
-        have -= count;
+        pbufs = pbufs.slice(count);
+        targets = targets.slice(count);
         if (!this.#flushScheduled) {
           this.#flushScheduled = true;
           defer(() => this.#flush());
