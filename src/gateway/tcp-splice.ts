@@ -143,6 +143,14 @@ export class TcpSplice implements TcpHandler {
 
   // -------------------------------------------------------- internals
 
+  /** One call into the stack for the copy, tcp_write and tcp_output (made once, not a closure per chunk). */
+  #writePending = (): number => {
+    const conn = this.#conn!;
+    const n = conn.write(this.#pending!);
+    conn.output();
+    return n;
+  };
+
   /** Moves #pending into lwIP's send buffer as far as it takes it; resumes the host socket once all is in. */
   #flushPending(): void {
     const p = this.#pending;
@@ -150,12 +158,7 @@ export class TcpSplice implements TcpHandler {
     if (!p || !conn) return;
     let taken: number;
     try {
-      // One call into the stack for the copy, tcp_write and tcp_output.
-      taken = conn.session.run(() => {
-        const n = conn.write(p);
-        conn.output();
-        return n;
-      });
+      taken = conn.session.run(this.#writePending);
     } catch {
       this.#pending = null;
       this.#releaseInner();
