@@ -4,6 +4,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCable, createStack, ManualClock, type Stack } from '../src/index.js';
 import { createGateway, type FlowInfo, type Gateway } from '../src/gateway/gateway.js';
+import { TcpSplice, type HostBudget } from '../src/gateway/tcp-splice.js';
 
 // The gateway's TCP splice (src/gateway/tcp-splice.ts): a sandbox stack on a
 // cable to the gateway, host servers on this machine's loopback
@@ -279,5 +280,54 @@ describe('gateway TCP splice', () => {
     expect(await roundTrip('four')).toBe('four');
     await waitFor(() => gw.metrics().tcpOpen === 0, 5000, 'the flows to close');
     expect(gw.metrics().tcpOpened).toBe(4);
+  }, 20_000);
+
+  it('with a host budget: a host socket paused for the turn resumes on the next and loses nothing', async () => {
+    // A stack's connection spliced by hand to a host socket, under a small
+    // budget (64 KiB per turn) standing in for the gateway's.
+    const [aLink, bLink] = createCable({ mtu: 1500 });
+    const near = createStack();
+    near.addInterface({ link: aLink, ipv4: '10.9.0.1/24' });
+    const far = createStack();
+    far.addInterface({ link: bLink, ipv4: '10.9.0.2/24' });
+    cleanup.push(() => {
+      near.close();
+      far.close();
+    });
+    const body = randomBytes(4 * 1024 * 1024);
+    const port = await hostServer((s) => s.end(body));
+    const deferred = new Set<NodeJS.ReadableStream>();
+    let left = 65536;
+    let pausedTurns = 0;
+    const budget: HostBudget = {
+      charge(host, bytes, held) {
+        left -= bytes;
+        if (left > 0 || deferred.has(host)) return;
+        deferred.add(host);
+        pausedTurns++;
+        host.pause();
+        setImmediate(() => {
+          left = 65536;
+          deferred.delete(host);
+          if (!held()) host.resume();
+        });
+      },
+      holds: (host) => deferred.has(host),
+    };
+    const received = new Promise<Buffer>((resolve) => {
+      far.createServer((sock) => resolve(collect(sock))).listen(7000);
+    });
+    const host = net.connect(port, '127.0.0.1');
+    await once(host, 'connect');
+    const inner = near.tcpConnect({ family: 4, bytes: new Uint8Array([10, 9, 0, 2]), zone: 0 }, 7000);
+    await new Promise<void>((resolve) => {
+      inner.handler = { connect: resolve, data: () => {}, end: () => {}, sent: () => {}, error: () => {} };
+    });
+    let closed = false;
+    new TcpSplice(near, inner, host, [], () => (closed = true), budget);
+    const got = await received;
+    expect(sha256(got)).toBe(sha256(body));
+    expect(pausedTurns).toBeGreaterThan(0);
+    await waitFor(() => closed, 5000, 'the splice to close');
   }, 20_000);
 });

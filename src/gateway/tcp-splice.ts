@@ -19,6 +19,7 @@
  * on either side resets the other.
  */
 import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { Stack } from '../core/stack.js';
 import type { TcpConnection, TcpHandler } from '../core/tcp.js';
 import type { SystemError } from '../core/errors.js';
@@ -27,6 +28,18 @@ import type { SystemError } from '../core/errors.js';
 export interface SpliceCounters {
   bytesOut: number;
   bytesIn: number;
+}
+
+/**
+ * A per-turn budget shared by a gateway's host sockets (what the gateway's
+ * turn budget provides): counts what each host socket delivers and may pause
+ * it until a later turn, when it resumes it unless the splice holds it.
+ */
+export interface HostBudget {
+  /** `bytes` read from `host` this turn; `held()` says whether the splice itself keeps it paused. */
+  charge(host: Readable, bytes: number, held: () => boolean): void;
+  /** Whether `host` is paused for this turn's budget (it resumes it then). */
+  holds(host: Readable): boolean;
 }
 
 export class TcpSplice implements TcpHandler {
@@ -47,8 +60,11 @@ export class TcpSplice implements TcpHandler {
   #hostClosed = false;
   #closed = false;
 
-  constructor(stack: Stack, conn: TcpConnection, host: Socket, counters: SpliceCounters[], onClose: () => void) {
+  readonly #budget: HostBudget | null;
+
+  constructor(stack: Stack, conn: TcpConnection, host: Socket, counters: SpliceCounters[], onClose: () => void, budget?: HostBudget) {
     this.#stack = stack;
+    this.#budget = budget ?? null;
     this.#conn = conn;
     this.#host = host;
     this.#counters = counters;
@@ -113,7 +129,10 @@ export class TcpSplice implements TcpHandler {
     this.#pending = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk;
     this.#flushPending();
     if (this.#pending) this.#host.pause();
+    this.#budget?.charge(this.#host, chunk.length, this.#held);
   };
+
+  #held = (): boolean => this.#pending !== null;
 
   #hostDrain = (): void => {
     const n = this.#unacked;
@@ -171,7 +190,7 @@ export class TcpSplice implements TcpHandler {
     }
     this.#pending = null;
     if (this.#hostEnded) this.#shutdownInner();
-    else if (this.#host.isPaused()) this.#host.resume();
+    else if (this.#host.isPaused() && !this.#budget?.holds(this.#host)) this.#host.resume();
   }
 
   #shutdownInner(): void {
