@@ -296,23 +296,23 @@ describe('gateway TCP splice', () => {
     });
     const body = randomBytes(4 * 1024 * 1024);
     const port = await hostServer((s) => s.end(body));
-    const deferred = new Set<NodeJS.ReadableStream>();
     let left = 65536;
     let pausedTurns = 0;
+    const waiting: { budgetResume(): void }[] = [];
     const budget: HostBudget = {
-      charge(host, bytes, held) {
+      take(bytes, source) {
         left -= bytes;
-        if (left > 0 || deferred.has(host)) return;
-        deferred.add(host);
+        if (left > 0) return false;
         pausedTurns++;
-        host.pause();
-        setImmediate(() => {
-          left = 65536;
-          deferred.delete(host);
-          if (!held()) host.resume();
-        });
+        waiting.push(source);
+        if (waiting.length === 1) {
+          setImmediate(() => {
+            left = 65536;
+            for (const w of waiting.splice(0)) w.budgetResume();
+          });
+        }
+        return true;
       },
-      holds: (host) => deferred.has(host),
     };
     const received = new Promise<Buffer>((resolve) => {
       far.createServer((sock) => resolve(collect(sock))).listen(7000);

@@ -19,7 +19,6 @@
  * on either side resets the other.
  */
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
 import type { Stack } from '../core/stack.js';
 import type { TcpConnection, TcpHandler } from '../core/tcp.js';
 import type { SystemError } from '../core/errors.js';
@@ -31,18 +30,18 @@ export interface SpliceCounters {
 }
 
 /**
- * A per-turn budget shared by a gateway's host sockets (what the gateway's
- * turn budget provides): counts what each host socket delivers and may pause
- * it until a later turn, when it resumes it unless the splice holds it.
+ * A per-turn budget shared by a gateway's host sockets (the gateway's
+ * TurnBudget): take() counts what a host socket delivered and returns true
+ * when this turn's budget is spent; the source is then paused until the
+ * budget calls its budgetResume() on a later turn.
  */
 export interface HostBudget {
-  /** `bytes` read from `host` this turn; `held()` says whether the splice itself keeps it paused. */
-  charge(host: Readable, bytes: number, held: () => boolean): void;
-  /** Whether `host` is paused for this turn's budget (it resumes it then). */
-  holds(host: Readable): boolean;
+  take(bytes: number, source: { budgetResume(): void }): boolean;
 }
 
 export class TcpSplice implements TcpHandler {
+  /** Paused for this turn's host budget: the budget resumes it (budgetResume). */
+  #budgetPaused = false;
   readonly #stack: Stack;
   readonly #host: Socket;
   #conn: TcpConnection | null;
@@ -129,10 +128,17 @@ export class TcpSplice implements TcpHandler {
     this.#pending = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk;
     this.#flushPending();
     if (this.#pending) this.#host.pause();
-    this.#budget?.charge(this.#host, chunk.length, this.#held);
+    if (!this.#budgetPaused && this.#budget?.take(chunk.length, this)) {
+      this.#budgetPaused = true;
+      this.#host.pause();
+    }
   };
 
-  #held = (): boolean => this.#pending !== null;
+  /** A later turn: the host budget no longer holds the host socket back (a chunk waiting for lwIP still does). */
+  budgetResume(): void {
+    this.#budgetPaused = false;
+    if (!this.#pending && !this.#host.destroyed) this.#host.resume();
+  }
 
   #hostDrain = (): void => {
     const n = this.#unacked;
@@ -190,7 +196,7 @@ export class TcpSplice implements TcpHandler {
     }
     this.#pending = null;
     if (this.#hostEnded) this.#shutdownInner();
-    else if (this.#host.isPaused() && !this.#budget?.holds(this.#host)) this.#host.resume();
+    else if (this.#host.isPaused() && !this.#budgetPaused) this.#host.resume();
   }
 
   #shutdownInner(): void {
