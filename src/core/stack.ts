@@ -169,6 +169,20 @@ const RX_QUEUE_MAX = 4096;
 
 /** How long an accepted SYN waits for the sandbox to finish its handshake (lwIP gives up sooner). */
 const GATEWAY_HANDSHAKE_MS = 60_000;
+/**
+ * How long a gateway listener with no handshake left stays for the next
+ * flow to the same address:port: short connections to one server (the
+ * common case) then reuse it instead of making and closing a listener
+ * each (a PCB, bind and listen in lwIP, its JS state, then its close).
+ */
+const GATEWAY_LISTENER_LINGER_MS = 1000;
+
+interface GatewayListener {
+  listener: TcpListener;
+  waiting: Map<string, { onConnection: (conn: TcpConnection) => void; since: number }>;
+  /** When the last handshake it waited for completed; -1 while one waits. */
+  idleSince: number;
+}
 
 const IP_PROTO_ICMP = 1;
 const IP_PROTO_ICMPV6 = 58;
@@ -191,7 +205,9 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
   #nextId = 1;
   #tcp = new Map<number, TcpConnection>();
   #listeners = new Map<number, TcpListener>();
-  #gatewayListeners = new Map<string, { listener: TcpListener; waiting: Map<string, { onConnection: (conn: TcpConnection) => void; since: number }> }>();
+  #gatewayListeners = new Map<string, GatewayListener>();
+  /** The sweep of idle gateway listeners (GATEWAY_LISTENER_LINGER_MS), while one is armed. */
+  #gatewaySweep: unknown = null;
   #udp = new Map<number, UdpEndpoint>();
   #dns = new Map<number, { resolve: (a: SocketAddress | null) => void }>();
   #ping = new Map<number, PendingPing>();
@@ -1128,8 +1144,10 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
       for (const [remote, w] of existing.waiting) if (now - w.since > GATEWAY_HANDSHAKE_MS) existing.waiting.delete(remote);
       const remote = `${from.address}:${from.port}`;
       existing.waiting.set(remote, { onConnection, since: now });
+      existing.idleSince = -1;
       if (this.session.run((x) => x.tt_gw_tcp_accept(syn, 0)) === 0) return true;
       existing.waiting.delete(remote);
+      if (existing.waiting.size === 0) this.#gatewayListenerIdle(existing, now);
       return false;
     }
     const id = this.#id();
@@ -1138,22 +1156,43 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     if (handle <= 0) return false;
     const listener = new TcpListener(this.session, handle, id, to);
     this.#listeners.set(id, listener);
-    this.#gatewayListeners.set(key, { listener, waiting });
+    const entry: GatewayListener = { listener, waiting, idleSince: -1 };
+    this.#gatewayListeners.set(key, entry);
     listener.handler = {
       connection: (conn) => {
         const remote = conn.remote;
         const k = remote ? `${remote.address}:${remote.port}` : '';
         const w = waiting.get(k);
         waiting.delete(k);
-        if (waiting.size === 0) {
-          this.#gatewayListeners.delete(key);
-          this.tcpUnlisten(listener);
-        }
+        if (waiting.size === 0) this.#gatewayListenerIdle(entry, this.clock.now());
         if (w) w.onConnection(conn);
         else conn.abort(); // a handshake nobody accepted (given up as abandoned)
       },
     };
     return true;
+  }
+
+  /** A gateway listener has no handshake left: it stays GATEWAY_LISTENER_LINGER_MS for the next flow, then closes. */
+  #gatewayListenerIdle(entry: GatewayListener, now: number): void {
+    entry.idleSince = now;
+    if (this.#gatewaySweep === null) this.#gatewaySweep = this.clock.setTimer(() => this.#sweepGatewayListeners(), GATEWAY_LISTENER_LINGER_MS);
+  }
+
+  #sweepGatewayListeners(): void {
+    this.#gatewaySweep = null;
+    if (this.#closed || !this.session.alive) return;
+    const now = this.clock.now();
+    let idle = false;
+    for (const [key, g] of this.#gatewayListeners) {
+      if (g.idleSince < 0) continue;
+      if (now - g.idleSince >= GATEWAY_LISTENER_LINGER_MS) {
+        this.#gatewayListeners.delete(key);
+        this.tcpUnlisten(g.listener);
+      } else {
+        idle = true;
+      }
+    }
+    if (idle) this.#gatewaySweep = this.clock.setTimer(() => this.#sweepGatewayListeners(), GATEWAY_LISTENER_LINGER_MS);
   }
 
   #gatewayEvent(e: Extract<SessionEvent, { type: 'gw-syn' | 'gw-udp' | 'gw-icmp' }>): void {
@@ -1252,6 +1291,8 @@ export class Stack extends Emitter<StackEvents> implements SessionHost {
     this.#interfaces.clear();
     this.#listeners.clear();
     this.#gatewayListeners.clear();
+    if (this.#gatewaySweep !== null) this.clock.cancelTimer(this.#gatewaySweep);
+    this.#gatewaySweep = null;
     this.#udp.clear();
     this.#refs.clear();
     this.session.close();

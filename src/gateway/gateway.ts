@@ -6,7 +6,7 @@
  * TCP: the sandbox's SYN is held until the host socket connects, so a
  * refused port answers RST (the sandbox sees ECONNREFUSED, not a reset after
  * a handshake) and an unreachable host answers ICMP unreachable. The two
- * sockets are then piped both ways, which carries flow control end to end
+ * sockets are then spliced both ways (tcp-splice.ts), which carries flow control end to end
  * (a slow host peer stops the sandbox's window; a slow sandbox reader pauses
  * the host socket) and half-closes; a reset on either side resets the other.
  * UDP: one host socket per sandbox source address:port (endpoint-independent
@@ -30,6 +30,7 @@ import { EventEmitter } from 'node:events';
 import { createSocket as createDgram, type Socket as DgramSocket } from 'node:dgram';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { GatewayHandler, HeldSyn } from '../core/stack.js';
+import type { TcpConnection } from '../core/tcp.js';
 import type { Interface } from '../core/interface.js';
 import type { Link } from '../core/link.js';
 import type { SocketAddress } from '../core/session.js';
@@ -39,7 +40,6 @@ import {
 } from '../wire/address.js';
 import { createStack, type Stack } from '../node/stack.js';
 import { TurnBudget } from './turn-budget.js';
-import { TcpSocket } from '../node/socket.js';
 import type { StackOptions } from '../core/stack.js';
 import { loadNative, type NativeError, type PingSocket } from '../node/native.js';
 import { buildEchoReply, buildEchoRequest, buildIcmpMessage, Icmpv4Type, Icmpv6Type, parseEcho, type EchoMessage } from '../wire/icmp.js';
@@ -50,6 +50,7 @@ import { RouterAdvertiser } from './router-advertiser.js';
 import { DnsForwarder, type UpstreamResolver } from './dns-server.js';
 import { DhcpServer } from './dhcp-server.js';
 import { EgressPolicy, type EgressPolicyOptions } from './policy.js';
+import { TcpSplice } from './tcp-splice.js';
 import { AutoForwarder, ForwardTable, checkForward, type AutoForwardOptions, type Forward, type ForwardOptions } from './forwards.js';
 
 export { parseForward, parsePortRanges, describeForward } from './forwards.js';
@@ -282,7 +283,7 @@ export class Gateway extends EventEmitter {
   readonly #pending = new Set<string>();
   /** Host sockets of held SYNs: connecting, or waiting for the sandbox to finish its handshake. */
   readonly #connecting = new Set<Socket>();
-  readonly #tcp = new Set<{ inner: TcpSocket; host: Socket }>();
+  readonly #tcp = new Set<TcpSplice>();
   readonly #udp = new Map<string, UdpFlow>();
   /** What host sockets (NAT flows and forwards) may feed the stack per event-loop turn. */
   readonly #hostBudget = new TurnBudget();
@@ -404,10 +405,7 @@ export class Gateway extends EventEmitter {
    */
   #linkDown(reason: 'peer' | 'error' | 'local', error?: Error): void {
     if (this.#closed) return;
-    for (const { inner, host } of this.#tcp) {
-      host.destroy();
-      inner.destroy();
-    }
+    for (const splice of this.#tcp) splice.destroy();
     for (const host of this.#connecting) host.destroy();
     this.#pending.clear();
     for (const key of [...this.#udp.keys()]) this.#udpExpire(key);
@@ -459,7 +457,13 @@ export class Gateway extends EventEmitter {
     const host = netConnect({ host: target.host, port: target.port, allowHalfOpen: true });
     this.#connecting.add(host);
     host.once('close', () => this.#connecting.delete(host));
-    const timer = setTimeout(() => host.destroy(Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' })), this.#connectTimeout);
+    // One timer for both waits, each #connectTimeout long: the host connect,
+    // then the sandbox's handshake.
+    let connected = false;
+    const timer = setTimeout(() => {
+      if (connected) abandon();
+      else host.destroy(Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }));
+    }, this.#connectTimeout);
     const failed = (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       this.#pending.delete(key);
@@ -471,36 +475,41 @@ export class Gateway extends EventEmitter {
         syn.reject('host-unreachable');
       }
     };
+    // The sandbox got its SYN-ACK; if it never completes the handshake (it
+    // gave up, or its ACKs are lost), or the host side fails meanwhile,
+    // close the host side and forget the flow, so a later SYN of the same
+    // 4-tuple is new.
+    const abandon = () => {
+      clearTimeout(timer);
+      this.#pending.delete(key);
+      this.#connecting.delete(host);
+      host.destroy();
+    };
     host.once('error', failed);
     host.once('connect', () => {
-      clearTimeout(timer);
+      connected = true;
+      timer.refresh();
+      timer.unref?.();
       host.off('error', failed);
+      host.on('error', abandon);
       host.setNoDelay(true);
-      // The sandbox gets its SYN-ACK now; if it never completes the
-      // handshake (it gave up, or its ACKs are lost), close the host side
-      // and forget the flow, so a later SYN of the same 4-tuple is new.
-      const abandon = () => {
-        this.#pending.delete(key);
-        this.#connecting.delete(host);
-        host.destroy();
-      };
-      const handshake = setTimeout(abandon, this.#connectTimeout);
-      handshake.unref?.();
       syn.accept((conn) => {
-        clearTimeout(handshake);
+        clearTimeout(timer);
+        host.off('error', abandon);
         this.#pending.delete(key);
         this.#connecting.delete(host);
-        const inner = new TcpSocket(this.stack, { allowHalfOpen: true });
-        inner._attach(conn, true);
-        this.#splice(inner, host, syn);
-      }, () => {
-        clearTimeout(handshake);
-        abandon();
-      });
+        if (host.destroyed) {
+          // The host side failed during the handshake: reset the sandbox's.
+          this.stack.tcpForget(conn);
+          conn.abort();
+          return;
+        }
+        this.#splice(conn, host, syn);
+      }, abandon);
     });
   }
 
-  #splice(inner: TcpSocket, host: Socket, syn: HeldSyn): void {
+  #splice(conn: TcpConnection, host: Socket, syn: HeldSyn): void {
     const info: FlowInfo = {
       protocol: 'tcp',
       from: `${syn.from.address}:${syn.from.port}`,
@@ -508,33 +517,15 @@ export class Gateway extends EventEmitter {
       bytesIn: 0,
       bytesOut: 0,
     };
-    const pair = { inner, host };
-    this.#tcp.add(pair);
     this.#metrics.tcpOpened++;
     this.#metrics.tcpOpen++;
-    this.emit('flow-open', info);
-    inner.on('data', (d: Buffer) => {
-      info.bytesOut += d.length;
-      this.#metrics.bytesOut += d.length;
-    });
-    host.on('data', (d: Buffer) => {
-      info.bytesIn += d.length;
-      this.#metrics.bytesIn += d.length;
-    });
-    inner.pipe(host);
-    this.#hostBudget.pipe(host, inner);
-    // A reset on one side resets the other (destroy() on our socket sends RST).
-    inner.on('error', () => (host.resetAndDestroy ? host.resetAndDestroy() : host.destroy()));
-    host.on('error', () => inner.destroy());
-    let closed = 0;
-    const onClose = () => {
-      if (++closed < 2) return;
-      this.#tcp.delete(pair);
+    const splice = new TcpSplice(this.stack, conn, host, [info, this.#metrics], () => {
+      this.#tcp.delete(splice);
       this.#metrics.tcpOpen--;
       this.emit('flow-close', info);
-    };
-    inner.once('close', onClose);
-    host.once('close', onClose);
+    }, this.#hostBudget);
+    this.#tcp.add(splice);
+    this.emit('flow-open', info);
   }
 
   #udpOut(iface: Interface, data: Uint8Array, from: SocketAddress, to: SocketAddress): void {
@@ -823,10 +814,7 @@ export class Gateway extends EventEmitter {
     this.#closed = true;
     for (const auto of this.#autoForwarders) auto.stop();
     this.#forwardTable.close();
-    for (const { inner, host } of this.#tcp) {
-      inner.destroy();
-      host.destroy();
-    }
+    for (const splice of this.#tcp) splice.destroy();
     for (const host of this.#connecting) host.destroy();
     for (const key of [...this.#udp.keys()]) this.#udpExpire(key);
     this.#closePing();

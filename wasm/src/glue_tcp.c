@@ -8,7 +8,8 @@
 
 #define ID(arg) ((uint32_t)(uintptr_t)(arg))
 
-static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err) {
+/* Not static: the gateway's carried connections (glue_gateway.c) wrap it. */
+err_t tt_tcp_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err) {
   LWIP_UNUSED_ARG(pcb);
   LWIP_UNUSED_ARG(err);
   if (p == NULL) {
@@ -44,7 +45,7 @@ static err_t on_connected(void *arg, struct tcp_pcb *pcb, err_t err) {
 
 static void attach(struct tcp_pcb *pcb, uint32_t id) {
   tcp_arg(pcb, (void *)(uintptr_t)id);
-  tcp_recv(pcb, on_recv);
+  tcp_recv(pcb, tt_tcp_on_recv);
   tcp_sent(pcb, on_sent);
   tcp_err(pcb, on_error);
 }
